@@ -1,0 +1,1 @@
+"""dTAO economics: pools, emission, subnet shares, injection, distribution; simulator CLI."""

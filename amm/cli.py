@@ -1,0 +1,3 @@
+"""`amm` command line (placeholder until the amm issue lands)."""
+def main(argv=None) -> int:
+    return 0

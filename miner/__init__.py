@@ -1,0 +1,1 @@
+"""Tessera miner process (arrives with its issue)."""

@@ -1,0 +1,1 @@
+"""Tessera shared library: config, model, data, compression, outer step."""

@@ -1,0 +1,1 @@
+"""Chain: Yuma consensus and (later) the local dev chain and its client."""

@@ -1,0 +1,142 @@
+"""Entropy code for top-k index sets: Rice code of sorted per-chunk gaps.
+
+A chunk's k indices are sorted (the values are permuted to match), turned into gaps
+g_0 = i_0, g_j = i_j - i_{j-1} - 1, and each gap is Rice coded with parameter r: the quotient
+g >> r in unary and the r low bits verbatim. The unary parts and the fixed-width remainders go in two
+separate bit streams so both encoding and decoding are vectorised numpy (the terminating 1-bits of the
+unary stream are exactly its set bits). r is chosen per tensor to minimise the total bits. For k of
+4096 at 1.56% density this lands within about 2% of the information floor log2 C(n, k).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+MAX_RICE_PARAM = 16
+
+
+class IndexCodeError(ValueError):
+    """An index stream does not decode to exactly k in-range indices per chunk."""
+
+
+def pack_bits(values: np.ndarray, width: int) -> np.ndarray:
+    """Pack unsigned integers of `width` bits each, most significant bit first, into bytes."""
+    if width == 0 or values.size == 0:
+        return np.zeros(0, dtype=np.uint8)
+    if width == 8:
+        return values.astype(np.uint8)
+    if 8 % width == 0:
+        # Several values per byte: shift and add, no per-bit expansion.
+        per_byte = 8 // width
+        padded = np.zeros(-(-values.size // per_byte) * per_byte, dtype=np.uint8)
+        padded[: values.size] = values
+        grouped = padded.reshape(-1, per_byte)
+        out = np.zeros(grouped.shape[0], dtype=np.uint8)
+        for j in range(per_byte):
+            out |= grouped[:, j] << np.uint8(width * (per_byte - 1 - j))
+        return out
+    dtype = np.uint8 if width <= 8 else np.uint16 if width <= 16 else np.uint32
+    v = values.astype(dtype, copy=False)
+    shifts = np.arange(width - 1, -1, -1, dtype=dtype)
+    bits = ((v[:, None] >> shifts) & 1).astype(np.uint8)
+    return np.packbits(bits.reshape(-1))
+
+
+def unpack_bits(data: np.ndarray, width: int, count: int) -> np.ndarray:
+    """Inverse of `pack_bits`; `data` must hold at least count * width bits."""
+    if width == 0 or count == 0:
+        return np.zeros(count, dtype=np.int64)
+    if len(data) * 8 < count * width:
+        raise IndexCodeError(f"bit stream holds {len(data) * 8} bits, need {count * width}")
+    if width == 8:
+        return data[:count].astype(np.int64)
+    if 8 % width == 0:
+        per_byte = 8 // width
+        nbytes = -(-count // per_byte)
+        b = data[:nbytes]
+        mask = np.uint8((1 << width) - 1)
+        cols = [(b >> np.uint8(width * (per_byte - 1 - j))) & mask for j in range(per_byte)]
+        return np.stack(cols, axis=1).reshape(-1)[:count].astype(np.int64)
+    bits = np.unpackbits(data, count=count * width).reshape(count, width).astype(np.int64)
+    weights = 1 << np.arange(width - 1, -1, -1, dtype=np.int64)
+    return bits @ weights
+
+
+@dataclass(frozen=True)
+class RiceStreams:
+    rice_param: int
+    unary_bits: int
+    unary: np.ndarray      # uint8, ceil(unary_bits / 8) bytes
+    remainder: np.ndarray  # uint8, ceil(count * rice_param / 8) bytes
+
+    def coded_bits(self, count: int) -> int:
+        """Bits spent on `count` indices, without the byte padding of the two streams."""
+        return self.unary_bits + count * self.rice_param
+
+
+def gaps_from_sorted(indices: np.ndarray) -> np.ndarray:
+    """(chunks, k) sorted indices -> (chunks, k) gaps g_0 = i_0, g_j = i_j - i_{j-1} - 1."""
+    gaps = np.empty_like(indices)
+    gaps[:, 0] = indices[:, 0]
+    gaps[:, 1:] = np.diff(indices, axis=1) - 1
+    return gaps
+
+
+def best_rice_param(gaps: np.ndarray) -> int:
+    """The r in 0..16 that minimises unary + remainder bits for these gaps."""
+    if gaps.size == 0:
+        return 0
+    mean = float(gaps.mean())
+    guess = max(0, int(round(math.log2(max(mean * math.log(2), 1e-9))))) if mean > 0 else 0
+    best_r, best_bits = 0, None
+    for r in range(max(0, guess - 2), min(MAX_RICE_PARAM, guess + 2) + 1):
+        bits = int((gaps >> r).sum()) + gaps.size * (1 + r)
+        if best_bits is None or bits < best_bits:
+            best_r, best_bits = r, bits
+    return best_r
+
+
+def encode_indices(sorted_indices: np.ndarray) -> RiceStreams:
+    """Rice-code (chunks, k) indices, sorted ascending within each chunk."""
+    gaps = gaps_from_sorted(sorted_indices.astype(np.int64, copy=False)).reshape(-1)
+    r = best_rice_param(gaps)
+    quotients = gaps >> r
+    unary_bits = int(quotients.sum()) + gaps.size
+    bits = np.zeros(unary_bits, dtype=np.uint8)
+    bits[np.cumsum(quotients + 1) - 1] = 1
+    unary = np.packbits(bits)
+    remainder = pack_bits(gaps & ((1 << r) - 1), r) if r else np.zeros(0, dtype=np.uint8)
+    return RiceStreams(rice_param=r, unary_bits=unary_bits, unary=unary, remainder=remainder)
+
+
+def decode_indices(streams: RiceStreams, num_chunks: int, k: int, chunk_size: int) -> np.ndarray:
+    """(num_chunks, k) sorted indices; raises IndexCodeError unless exactly k in-range per chunk."""
+    count = num_chunks * k
+    r = streams.rice_param
+    if not 0 <= r <= MAX_RICE_PARAM:
+        raise IndexCodeError(f"rice parameter {r} out of range 0..{MAX_RICE_PARAM}")
+    if streams.unary_bits < count or streams.unary_bits > streams.unary.size * 8:
+        raise IndexCodeError(f"unary stream length {streams.unary_bits} bits is impossible for "
+                             f"{count} indices in {streams.unary.size} bytes")
+    if streams.remainder.size != -(-count * r // 8):
+        raise IndexCodeError(f"remainder stream is {streams.remainder.size} bytes, expected "
+                             f"{-(-count * r // 8)}")
+    bits = np.unpackbits(streams.unary, count=streams.unary_bits)
+    ends = np.flatnonzero(bits)
+    if ends.size != count or (count and ends[-1] != streams.unary_bits - 1):
+        raise IndexCodeError(f"unary stream codes {ends.size} gaps, expected exactly {count}")
+    quotients = np.diff(ends, prepend=-1) - 1
+    gaps = (quotients << r) | unpack_bits(streams.remainder, r, count) if r else quotients
+    if count and int(gaps.max()) >= chunk_size:
+        raise IndexCodeError(f"gap {int(gaps.max())} exceeds chunk size {chunk_size}")
+    indices = np.cumsum(gaps.reshape(num_chunks, k) + 1, axis=1) - 1
+    if count and int(indices[:, -1].max()) >= chunk_size:
+        raise IndexCodeError(f"index {int(indices[:, -1].max())} out of range for chunk size {chunk_size}")
+    return indices
+
+
+def index_floor_bits(chunk_size: int, k: int) -> float:
+    """log2 C(n, k): the fewest bits that can name one k-subset of n positions."""
+    return (math.lgamma(chunk_size + 1) - math.lgamma(k + 1) - math.lgamma(chunk_size - k + 1)) / math.log(2)

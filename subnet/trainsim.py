@@ -1,0 +1,202 @@
+"""In-process training simulation: the compressed protocol against its baselines.
+
+All four runs start from the same seeded model and read the same prepared data:
+  compressed          N miners, H inner AdamW steps, error feedback + top-k + 2-bit, sparse outer step
+  diloco              the same miners and H, dense pseudo-gradients, outer Nesterov SGD (lr 0.7, mu 0.9)
+  adamw_same_compute  one AdamW worker, H steps per round on miner 0's samples (compute of one miner)
+  adamw_same_tokens   one AdamW worker, H steps per round on all miners' samples at once (N x batch):
+                      the centralised, data-parallel reference on the same tokens
+Miners keep their own AdamW state across rounds (as in DiLoCo); each round they restart from the global
+model and train on `assigned_samples(seed, round, uid)`.
+"""
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+
+import torch
+
+from subnet.compression.codec import (
+    compress_with_feedback,
+    decode_packet,
+    packet_from_bytes,
+    packet_stats,
+    packet_to_bytes,
+)
+from subnet.config import Preset
+from subnet.data import TokenDataset
+from subnet.model import build_model
+from subnet.outer import NesterovOuter, mean_update, sparse_outer_step
+from subnet.sampler import assigned_samples
+from subnet.train import eval_loss, inner_steps, make_optimizer
+
+RUN_NAMES = ("compressed", "diloco", "adamw_same_compute", "adamw_same_tokens")
+Params = dict[str, torch.Tensor]
+Progress = Callable[[str, int, int, float | None], None]
+
+
+@dataclass
+class RunResult:
+    eval_loss: float
+    bytes_per_round: int
+    curve: list[tuple[int, float]] = field(default_factory=list)  # (round, held-out loss)
+    seconds: float = 0.0
+
+
+@dataclass
+class SimResult:
+    preset: str
+    miners: int
+    rounds: int
+    inner_steps: int
+    parameters: int
+    initial_eval_loss: float
+    runs: dict[str, RunResult]
+    compression_ratio: float
+    index_bits_per_value: float
+    index_bits_floor: float
+
+    def to_json(self) -> dict:
+        return {
+            "preset": self.preset, "miners": self.miners, "rounds": self.rounds,
+            "inner_steps": self.inner_steps, "parameters": self.parameters,
+            "initial_eval_loss": self.initial_eval_loss,
+            "runs": {name: asdict(run) for name, run in self.runs.items()},
+            "compression_ratio": self.compression_ratio,
+            "index_bits_per_value": self.index_bits_per_value,
+            "index_bits_floor": self.index_bits_floor,
+        }
+
+
+class Worker:
+    """One training process: a model and its AdamW state."""
+
+    def __init__(self, preset: Preset):
+        self.model = build_model(preset.model, preset.seed)
+        self.optimizer = make_optimizer(self.model, preset.train)
+
+    @torch.no_grad()
+    def load(self, theta: Params) -> None:
+        for name, p in self.model.named_parameters():
+            p.copy_(theta[name])
+
+    def params(self) -> Params:
+        return {name: p.detach().clone() for name, p in self.model.named_parameters()}
+
+
+def _train_round(worker: Worker, preset: Preset, batches: list[torch.Tensor], round_index: int) -> None:
+    inner_steps(worker.model, worker.optimizer, batches, preset.train,
+                first_step=round_index * preset.train.inner_steps)
+
+
+def run_train_sim(preset: Preset, train: TokenDataset, val: TokenDataset, miners: int, rounds: int,
+                  eval_samples: int = 256, eval_every: int = 0,
+                  progress: Progress | None = None, runs: tuple[str, ...] = RUN_NAMES) -> SimResult:
+    if miners < 1 or rounds < 1:
+        raise ValueError("miners and rounds must be >= 1")
+    if train.vocab_size > preset.model.vocab_size:
+        raise ValueError(f"dataset vocabulary ({train.vocab_size}) exceeds the model's ({preset.model.vocab_size})")
+    unknown = set(runs) - set(RUN_NAMES)
+    if unknown:
+        raise ValueError(f"unknown runs {sorted(unknown)}; choose from {RUN_NAMES}")
+    report = progress or (lambda run, done, total, loss: None)
+    H, B = preset.train.inner_steps, preset.train.batch_size
+    per_window = preset.samples_per_window
+    eval_every = eval_every or max(1, rounds // 10)
+    val_ids = list(range(min(eval_samples, val.num_samples)))
+    val_batches = [val.batch(val_ids[i:i + 32]) for i in range(0, len(val_ids), 32)]
+
+    def miner_batches(round_index: int, uid: int) -> list[torch.Tensor]:
+        ids = assigned_samples(preset.seed, round_index, uid, per_window, train.num_samples)
+        return [train.batch(ids[s * B:(s + 1) * B]) for s in range(H)]
+
+    probe = Worker(preset)
+    theta0 = probe.params()
+    shapes = {name: tuple(t.shape) for name, t in theta0.items()}
+    n_params = sum(t.numel() for t in theta0.values())
+    initial_loss = eval_loss(probe.model, val_batches)
+
+    def evaluate(theta: Params) -> float:
+        probe.load(theta)
+        return eval_loss(probe.model, val_batches)
+
+    results: dict[str, RunResult] = {}
+    codec_stats = []
+
+    def finish(name: str, theta: Params, curve: list, started: float, bytes_per_round: int) -> None:
+        final = curve[-1][1] if curve and curve[-1][0] == rounds else evaluate(theta)
+        if not curve or curve[-1][0] != rounds:
+            curve.append((rounds, final))
+        results[name] = RunResult(eval_loss=final, bytes_per_round=bytes_per_round, curve=curve,
+                                  seconds=time.perf_counter() - started)
+
+    def checkpoint(name: str, theta: Params, r: int, curve: list) -> None:
+        loss = None
+        if (r + 1) % eval_every == 0 or r + 1 == rounds:
+            loss = evaluate(theta)
+            curve.append((r + 1, loss))
+        report(name, r + 1, rounds, loss)
+
+    if "compressed" in runs:
+        started = time.perf_counter()
+        workers = [Worker(preset) for _ in range(miners)]
+        errors = [{n: torch.zeros_like(t) for n, t in theta0.items()} for _ in range(miners)]
+        theta, curve, sizes = dict(theta0), [], []
+        for r in range(rounds):
+            updates = []
+            for uid, worker in enumerate(workers):
+                worker.load(theta)
+                _train_round(worker, preset, miner_batches(r, uid), r)
+                local = worker.params()
+                delta = {n: theta[n] - local[n] for n in theta}
+                errors[uid], packet, _ = compress_with_feedback(errors[uid], delta, preset.compression)
+                wire = packet_to_bytes(packet)
+                sizes.append(len(wire))
+                received = packet_from_bytes(wire, shapes, preset.compression)  # as a validator reads it
+                codec_stats.append(packet_stats(received, len(wire)))
+                updates.append(decode_packet(received))
+            theta = sparse_outer_step(theta, updates, preset.outer.lr)
+            checkpoint("compressed", theta, r, curve)
+        finish("compressed", theta, curve, started, round(sum(sizes) / len(sizes)))
+
+    if "diloco" in runs:
+        started = time.perf_counter()
+        workers = [Worker(preset) for _ in range(miners)]
+        outer = NesterovOuter(preset.outer.diloco_lr, preset.outer.diloco_momentum)
+        theta, curve = dict(theta0), []
+        for r in range(rounds):
+            deltas = []
+            for uid, worker in enumerate(workers):
+                worker.load(theta)
+                _train_round(worker, preset, miner_batches(r, uid), r)
+                local = worker.params()
+                deltas.append({n: theta[n] - local[n] for n in theta})
+            theta = outer.step(theta, mean_update(deltas))
+            checkpoint("diloco", theta, r, curve)
+        finish("diloco", theta, curve, started, 4 * n_params)
+
+    for name, batches_for in (
+        ("adamw_same_compute", lambda r: miner_batches(r, 0)),
+        ("adamw_same_tokens", lambda r: [torch.cat(step) for step in
+                                         zip(*(miner_batches(r, uid) for uid in range(miners)))]),
+    ):
+        if name not in runs:
+            continue
+        started = time.perf_counter()
+        worker, curve = Worker(preset), []
+        for r in range(rounds):
+            _train_round(worker, preset, batches_for(r), r)
+            checkpoint(name, worker.params(), r, curve)
+        finish(name, worker.params(), curve, started, 0)
+
+    if codec_stats:
+        ratio = sum(s.dense_fp32_bytes for s in codec_stats) / sum(s.packet_bytes for s in codec_stats)
+        kept = sum(s.kept_values for s in codec_stats)
+        index_bits = sum(s.index_bits for s in codec_stats) / kept
+        floor = sum(s.index_floor_bits for s in codec_stats) / kept
+    else:
+        ratio = index_bits = floor = float("nan")
+    return SimResult(preset=preset.name, miners=miners, rounds=rounds, inner_steps=H, parameters=n_params,
+                     initial_eval_loss=initial_loss, runs=results, compression_ratio=ratio,
+                     index_bits_per_value=index_bits, index_bits_floor=floor)

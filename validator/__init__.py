@@ -1,0 +1,1 @@
+"""Tessera validator process (arrives with its issue)."""
