@@ -10,7 +10,9 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
+from subnet.chain.cli import add_chain_commands
 from subnet.config import ConfigError, load_preset
+from subnet.wallet import add_wallet_commands
 
 DEFAULT_DATA_ROOT = Path("data")
 
@@ -134,12 +136,8 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--json", type=Path, help="write results as JSON to this file")
     sim.set_defaults(func=cmd_train_sim)
 
-    try:
-        from subnet.wallet import add_wallet_commands
-    except ImportError:
-        pass
-    else:
-        add_wallet_commands(commands)
+    add_wallet_commands(commands)
+    add_chain_commands(commands)
     return parser
 
 

@@ -1,0 +1,309 @@
+"""Signed calls: envelope checks and the state transition of each call.
+
+Envelope (JSON): {"call": NAME, "params": {...}, "signer": SS58, "nonce": INT, "signature": HEX}.
+The signature is ed25519 over `call_message(...)`: canonical JSON of call, params, signer, nonce and the
+chain's genesis hash (so a call cannot be replayed on another chain). The nonce must exceed the
+signer's last one (no replay); resending the very same envelope returns the first answer instead of
+applying it twice. Every check runs before any write, and node.py runs each call in one transaction,
+so a rejected call changes nothing.
+"""
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from amm.pool import Pool, PoolError
+from subnet.chain.genesis import ChainParams
+from subnet.chain.store import NeuronRow, Store, SubnetRow
+from subnet.keys import is_valid_address, ss58_decode, verify
+
+U16_MAX = 65535
+MAX_NONCE = 2**63 - 1
+_HEX_SIGNATURE = re.compile(r"^[0-9a-f]{128}$")
+
+
+class ChainError(Exception):
+    """A rejected call or query: `code` is machine-readable, the message says what was wrong."""
+
+    def __init__(self, code: str, message: str, status: int = 400):
+        super().__init__(message)
+        self.code, self.message, self.status = code, message, status
+
+    def to_json(self) -> dict:
+        return {"error": {"code": self.code, "message": self.message}}
+
+
+def call_message(call: str, params: dict, signer: str, nonce: int, genesis_hash: str) -> bytes:
+    return json.dumps({"call": call, "params": params, "signer": signer, "nonce": nonce, "genesis": genesis_hash},
+                      sort_keys=True, separators=(",", ":")).encode()
+
+
+@dataclass(frozen=True)
+class Envelope:
+    call: str
+    params: dict
+    signer: str
+    nonce: int
+    signature: str
+
+
+def parse_envelope(body: object) -> Envelope:
+    if not isinstance(body, dict):
+        raise ChainError("malformed", "call must be a JSON object")
+    expected = {"call", "params", "signer", "nonce", "signature"}
+    if set(body) != expected:
+        raise ChainError("malformed", f"call must have exactly the keys {sorted(expected)}, got {sorted(body)}")
+    call, params, signer, nonce, signature = (body[k] for k in ("call", "params", "signer", "nonce", "signature"))
+    if not isinstance(call, str) or call not in HANDLERS:
+        raise ChainError("unknown_call", f"unknown call {call!r}; known: {', '.join(sorted(HANDLERS))}")
+    if not isinstance(params, dict):
+        raise ChainError("malformed", "params must be an object")
+    if not isinstance(signer, str) or not is_valid_address(signer):
+        raise ChainError("bad_address", f"signer {signer!r} is not an SS58 address")
+    if not isinstance(nonce, int) or isinstance(nonce, bool) or not 0 < nonce <= MAX_NONCE:
+        raise ChainError("bad_nonce", "nonce must be an integer in [1, 2^63)")
+    if not isinstance(signature, str) or not _HEX_SIGNATURE.match(signature):
+        raise ChainError("bad_signature", "signature must be 128 lowercase hex characters")
+    return Envelope(call, params, signer, nonce, signature)
+
+
+def check_signature(env: Envelope, genesis_hash: str) -> None:
+    message = call_message(env.call, env.params, env.signer, env.nonce, genesis_hash)
+    if not verify(ss58_decode(env.signer), message, bytes.fromhex(env.signature)):
+        raise ChainError("bad_signature", "signature does not verify for this signer, call and nonce", 401)
+
+
+# --- parameter checks --------------------------------------------------------------------------
+
+def _only(params: dict, required: set[str], optional: set[str] = frozenset()) -> None:
+    missing = required - set(params)
+    extra = set(params) - required - set(optional)
+    if missing:
+        raise ChainError("bad_params", f"missing parameter(s): {', '.join(sorted(missing))}")
+    if extra:
+        raise ChainError("bad_params", f"unknown parameter(s): {', '.join(sorted(extra))}")
+
+
+def _int(params: dict, key: str, low: int = 0, high: int = MAX_NONCE) -> int:
+    value = params[key]
+    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+        raise ChainError("bad_params", f"{key} must be an integer in [{low}, {high}], got {value!r}")
+    return value
+
+
+def _address(params: dict, key: str) -> str:
+    value = params[key]
+    if not isinstance(value, str) or not is_valid_address(value):
+        raise ChainError("bad_address", f"{key} {value!r} is not an SS58 address")
+    return value
+
+
+@dataclass
+class CallContext:
+    store: Store
+    params: ChainParams
+    block: int
+    signer: str
+
+
+def _subnet(ctx: CallContext, netuid: int) -> SubnetRow:
+    subnet = ctx.store.subnet(netuid)
+    if subnet is None:
+        raise ChainError("unknown_subnet", f"subnet {netuid} does not exist", 404)
+    return subnet
+
+
+def _registered(ctx: CallContext, netuid: int, hotkey: str) -> NeuronRow:
+    neuron = ctx.store.neuron_by_hotkey(netuid, hotkey)
+    if neuron is None:
+        raise ChainError("not_registered", f"hotkey {hotkey} is not registered on subnet {netuid}")
+    return neuron
+
+
+def _debit(ctx: CallContext, amount: int) -> None:
+    balance = ctx.store.balance(ctx.signer)
+    if amount > balance:
+        raise ChainError("insufficient_balance", f"balance {balance} rao is below {amount} rao")
+    ctx.store.add_balance(ctx.signer, -amount)
+
+
+# --- calls ---------------------------------------------------------------------------------------
+
+def transfer(ctx: CallContext, p: dict) -> dict:
+    _only(p, {"dest", "amount"})
+    dest, amount = _address(p, "dest"), _int(p, "amount", 1)
+    _debit(ctx, amount)
+    ctx.store.add_balance(dest, amount)
+    return {"balance": ctx.store.balance(ctx.signer)}
+
+
+def burned_register(ctx: CallContext, p: dict) -> dict:
+    """Register `hotkey` on a subnet, paying the subnet's burn (recycled: issuance falls)."""
+    _only(p, {"netuid", "hotkey"})
+    netuid, hotkey = _int(p, "netuid", 1), _address(p, "hotkey")
+    subnet = _subnet(ctx, netuid)
+    store = ctx.store
+    if store.neuron_by_hotkey(netuid, hotkey) is not None:
+        raise ChainError("already_registered", f"hotkey {hotkey} is already registered on subnet {netuid}")
+    owner = store.hotkey_owner(hotkey)
+    if owner is not None and owner != ctx.signer:
+        raise ChainError("hotkey_owned", f"hotkey {hotkey} belongs to another coldkey")
+    neurons = store.neurons(netuid)
+    if len(neurons) < subnet.max_uids:
+        uid = len(neurons)
+    else:
+        # Prune the lowest-emission neuron past its immunity period (oldest first on ties).
+        candidates = [n for n in neurons if ctx.block - n.registered_block >= subnet.immunity_period]
+        if not candidates:
+            raise ChainError("subnet_full", f"subnet {netuid} is full and every neuron is still immune")
+        victim = min(candidates, key=lambda n: (n.emission, n.registered_block, n.uid))
+        uid = victim.uid
+        store.clear_weights(netuid, uid)
+        bonds = store.bonds(netuid, len(neurons))
+        bonds[uid, :] = 0
+        bonds[:, uid] = 0
+        store.set_bonds(netuid, bonds)
+    _debit(ctx, subnet.burn)
+    store.set_meta("total_issuance", store.get_int("total_issuance") - subnet.burn)
+    store.set_hotkey_owner(hotkey, ctx.signer)
+    store.save_neuron(NeuronRow(netuid=netuid, uid=uid, hotkey=hotkey, coldkey=ctx.signer,
+                                registered_block=ctx.block, last_update=ctx.block))
+    return {"uid": uid, "burn": subnet.burn}
+
+
+def _pool(subnet: SubnetRow) -> Pool:
+    return Pool(tao=subnet.pool_tao, alpha=subnet.pool_alpha)
+
+
+def add_stake(ctx: CallContext, p: dict) -> dict:
+    """Stake TAO to a hotkey on a subnet through its pool (netuid 0: root, 1:1)."""
+    _only(p, {"netuid", "hotkey", "amount"}, {"limit_price", "allow_partial"})
+    netuid, hotkey, amount = _int(p, "netuid"), _address(p, "hotkey"), _int(p, "amount", 1)
+    store = ctx.store
+    if netuid == 0:
+        if not store.is_registered_anywhere(hotkey):
+            raise ChainError("not_registered", f"hotkey {hotkey} is not registered on any subnet")
+        _debit(ctx, amount)
+        store.add_stake(0, hotkey, ctx.signer, amount)
+        store.set_meta("root_tao", store.get_int("root_tao") + amount)
+        return {"alpha": amount, "tao_spent": amount}
+    subnet = _subnet(ctx, netuid)
+    _registered(ctx, netuid, hotkey)
+    pool = _pool(subnet)
+    try:
+        if "limit_price" in p:
+            result = pool.quote_stake_limit(amount, _price(p), _bool(p, "allow_partial", True))
+        else:
+            result = pool.quote_stake(amount)
+    except PoolError as exc:
+        raise ChainError("pool_refused", str(exc)) from None
+    _debit(ctx, result.amount_in)
+    pool.apply(result)
+    subnet.pool_tao, subnet.pool_alpha = pool.tao, pool.alpha
+    subnet.flow_this_block += result.amount_in
+    store.save_subnet(subnet)
+    store.add_stake(netuid, hotkey, ctx.signer, result.amount_out)
+    return {"alpha": result.amount_out, "tao_spent": result.amount_in, "fee": result.fee}
+
+
+def remove_stake(ctx: CallContext, p: dict) -> dict:
+    """Unstake alpha from a hotkey back to TAO through the pool (netuid 0: root, 1:1)."""
+    _only(p, {"netuid", "hotkey", "amount"}, {"limit_price", "allow_partial"})
+    netuid, hotkey, amount = _int(p, "netuid"), _address(p, "hotkey"), _int(p, "amount", 1)
+    store = ctx.store
+    staked = store.stake(netuid, hotkey, ctx.signer)
+    if amount > staked:
+        raise ChainError("insufficient_stake", f"stake {staked} rao is below {amount} rao")
+    if netuid == 0:
+        store.add_stake(0, hotkey, ctx.signer, -amount)
+        store.set_meta("root_tao", store.get_int("root_tao") - amount)
+        store.add_balance(ctx.signer, amount)
+        return {"tao": amount, "alpha_spent": amount}
+    subnet = _subnet(ctx, netuid)
+    pool = _pool(subnet)
+    try:
+        if "limit_price" in p:
+            result = pool.quote_unstake_limit(amount, _price(p), _bool(p, "allow_partial", True))
+        else:
+            result = pool.quote_unstake(amount)
+    except PoolError as exc:
+        raise ChainError("pool_refused", str(exc)) from None
+    pool.apply(result)
+    subnet.pool_tao, subnet.pool_alpha = pool.tao, pool.alpha
+    subnet.flow_this_block -= result.amount_out
+    store.save_subnet(subnet)
+    store.add_stake(netuid, hotkey, ctx.signer, -result.amount_in)
+    store.add_balance(ctx.signer, result.amount_out)
+    return {"tao": result.amount_out, "alpha_spent": result.amount_in, "fee": result.fee}
+
+
+def _price(p: dict) -> float:
+    value = p["limit_price"]
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or not value > 0:
+        raise ChainError("bad_params", f"limit_price must be a positive number, got {value!r}")
+    return float(value)
+
+
+def _bool(p: dict, key: str, default: bool) -> bool:
+    value = p.get(key, default)
+    if not isinstance(value, bool):
+        raise ChainError("bad_params", f"{key} must be true or false")
+    return value
+
+
+def set_weights(ctx: CallContext, p: dict) -> dict:
+    """A validator's weights: sparse uids and u16 values, as on Bittensor."""
+    _only(p, {"netuid", "uids", "weights"}, {"version_key"})
+    netuid = _int(p, "netuid", 1)
+    _subnet(ctx, netuid)
+    neuron = _registered(ctx, netuid, ctx.signer)
+    if not neuron.validator_permit:
+        raise ChainError("no_validator_permit", f"uid {neuron.uid} has no validator permit on subnet {netuid}", 403)
+    uids, values = p["uids"], p["weights"]
+    n = ctx.store.neuron_count(netuid)
+    if not isinstance(uids, list) or not isinstance(values, list) or len(uids) != len(values):
+        raise ChainError("bad_weights", "uids and weights must be lists of equal length")
+    if len(uids) > n:
+        raise ChainError("bad_weights", f"{len(uids)} weights for a subnet of {n} uids")
+    for u in uids:
+        if not isinstance(u, int) or isinstance(u, bool) or not 0 <= u < n:
+            raise ChainError("unknown_uid", f"uid {u!r} is not registered on subnet {netuid} (n={n})")
+    if len(set(uids)) != len(uids):
+        raise ChainError("bad_weights", "uids must not repeat")
+    for w in values:
+        if not isinstance(w, int) or isinstance(w, bool) or not 0 <= w <= U16_MAX:
+            raise ChainError("bad_weights", f"weight {w!r} is not a u16")
+    if uids and not any(values):
+        raise ChainError("bad_weights", "weights are all zero")
+    ctx.store.set_weights(netuid, neuron.uid, ctx.block, json.dumps(uids), json.dumps(values))
+    ctx.store.touch_neuron(netuid, neuron.uid, ctx.block)
+    return {"uid": neuron.uid, "count": len(uids)}
+
+
+def commit(ctx: CallContext, p: dict) -> dict:
+    """A bounded string per hotkey per subnet (e.g. its bucket, endpoint and read key)."""
+    _only(p, {"netuid", "data"})
+    netuid = _int(p, "netuid", 1)
+    _subnet(ctx, netuid)
+    _registered(ctx, netuid, ctx.signer)
+    data = p["data"]
+    if not isinstance(data, str):
+        raise ChainError("bad_params", "data must be a string")
+    size = len(data.encode())
+    if size > ctx.params.max_commitment_bytes:
+        raise ChainError("commitment_too_large",
+                         f"commitment of {size} bytes exceeds {ctx.params.max_commitment_bytes}")
+    ctx.store.commit(netuid, ctx.signer, ctx.block, data)
+    return {"bytes": size}
+
+
+HANDLERS: dict[str, Callable[[CallContext, dict], dict]] = {
+    "transfer": transfer,
+    "burned_register": burned_register,
+    "add_stake": add_stake,
+    "remove_stake": remove_stake,
+    "set_weights": set_weights,
+    "commit": commit,
+}

@@ -1,0 +1,182 @@
+"""ChainClient: the one async interface processes use to talk to the chain.
+
+Method names follow the Bittensor SDK where one exists (get_current_block, metagraph, set_weights,
+commit, get_all_commitments, add_stake, unstake, burned_register). Connection failures are retried
+with backoff; a rejected call raises ChainCallError with the chain's code and message. Resending a
+call after a lost reply is safe: the chain answers a repeated envelope with its first result.
+"""
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+
+import aiohttp
+
+from subnet.chain.calls import call_message
+from subnet.keys import Keypair
+
+
+class ChainCallError(Exception):
+    def __init__(self, code: str, message: str, status: int):
+        super().__init__(f"{code}: {message}")
+        self.code, self.message, self.status = code, message, status
+
+
+class ChainUnavailable(ConnectionError):
+    pass
+
+
+@dataclass(frozen=True)
+class Metagraph:
+    netuid: int
+    block: int
+    n: int
+    tempo: int
+    uids: list[int]
+    hotkeys: list[str]
+    coldkeys: list[str]
+    stake: list[int]
+    validator_permit: list[bool]
+    incentive: list[float]
+    dividends: list[float]
+    consensus: list[float]
+    validator_trust: list[float]
+    emission: list[int]
+    last_update: list[int]
+    registration_block: list[int]
+    active: list[bool]
+
+    def uid_of(self, hotkey: str) -> int | None:
+        try:
+            return self.hotkeys.index(hotkey)
+        except ValueError:
+            return None
+
+
+class ChainClient:
+    def __init__(self, url: str, timeout: float = 10.0, retries: int = 5, backoff: float = 0.1):
+        self.url = url.rstrip("/")
+        self.retries, self.backoff = retries, backoff
+        self._timeout = aiohttp.ClientTimeout(total=timeout)
+        self._session: aiohttp.ClientSession | None = None
+        self._genesis_hash: str | None = None
+        self._nonces: dict[str, int] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    async def __aenter__(self) -> ChainClient:
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    def _http(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            self._session = aiohttp.ClientSession(timeout=self._timeout)
+        return self._session
+
+    async def _request(self, method: str, path: str, body: dict | None = None) -> dict:
+        for attempt in range(self.retries + 1):
+            try:
+                async with self._http().request(method, self.url + path, json=body) as resp:
+                    data = await resp.json(content_type=None)
+                    if resp.status >= 400:
+                        err = (data or {}).get("error", {}) if isinstance(data, dict) else {}
+                        raise ChainCallError(err.get("code", "http_error"), err.get("message", str(data)), resp.status)
+                    return data
+            except (aiohttp.ClientConnectionError, asyncio.TimeoutError) as exc:
+                if attempt == self.retries:
+                    raise ChainUnavailable(f"chain at {self.url} unreachable after {attempt + 1} tries: {exc!r}") from None
+                await asyncio.sleep(self.backoff * 2 ** attempt)
+        raise AssertionError("unreachable")
+
+    # --- queries ------------------------------------------------------------------------------
+    async def head(self) -> dict:
+        return await self._request("GET", "/head")
+
+    async def get_current_block(self) -> int:
+        return (await self.head())["block"]
+
+    async def get_block_timestamp(self, block: int) -> float:
+        return (await self._request("GET", f"/blocks/{block}"))["timestamp"]
+
+    async def metagraph(self, netuid: int) -> Metagraph:
+        return Metagraph(**(await self._request("GET", f"/metagraph/{netuid}")))
+
+    async def get_all_commitments(self, netuid: int) -> dict[str, str]:
+        data = await self._request("GET", f"/commitments/{netuid}")
+        return {hotkey: entry["data"] for hotkey, entry in data["commitments"].items()}
+
+    async def get_commitment(self, netuid: int, hotkey: str) -> str | None:
+        return (await self.get_all_commitments(netuid)).get(hotkey)
+
+    async def get_weights(self, netuid: int) -> dict[int, tuple[list[int], list[int]]]:
+        data = await self._request("GET", f"/weights/{netuid}")
+        return {int(uid): (w["uids"], w["weights"]) for uid, w in data["weights"].items()}
+
+    async def get_balance(self, address: str) -> int:
+        return (await self._request("GET", f"/accounts/{address}"))["balance"]
+
+    async def get_account(self, address: str) -> dict:
+        return await self._request("GET", f"/accounts/{address}")
+
+    async def get_stake(self, netuid: int, hotkey: str, coldkey: str) -> int:
+        return (await self._request("GET", f"/stake/{netuid}/{hotkey}/{coldkey}"))["alpha"]
+
+    async def get_pool(self, netuid: int) -> dict:
+        return await self._request("GET", f"/pool/{netuid}")
+
+    async def get_subnets(self) -> list[int]:
+        return (await self._request("GET", "/subnets"))["netuids"]
+
+    async def audit(self) -> dict:
+        return await self._request("GET", "/audit")
+
+    async def advance(self, blocks: int = 1) -> dict:
+        """Dev mode only: produce `blocks` blocks now."""
+        return await self._request("POST", "/dev/advance", {"blocks": blocks})
+
+    # --- signed calls -------------------------------------------------------------------------
+    async def _call(self, signer: Keypair, call: str, params: dict) -> dict:
+        if self._genesis_hash is None:
+            self._genesis_hash = (await self.head())["genesis_hash"]
+        lock = self._locks.setdefault(signer.address, asyncio.Lock())
+        async with lock:  # one signer's calls leave in nonce order
+            nonce = max(time.time_ns(), self._nonces.get(signer.address, 0) + 1)
+            self._nonces[signer.address] = nonce
+            message = call_message(call, params, signer.address, nonce, self._genesis_hash)
+            envelope = {"call": call, "params": params, "signer": signer.address, "nonce": nonce,
+                        "signature": signer.sign(message).hex()}
+            return await self._request("POST", "/call", envelope)
+
+    async def transfer(self, coldkey: Keypair, dest: str, amount: int) -> dict:
+        return await self._call(coldkey, "transfer", {"dest": dest, "amount": amount})
+
+    async def burned_register(self, coldkey: Keypair, netuid: int, hotkey: str) -> dict:
+        return await self._call(coldkey, "burned_register", {"netuid": netuid, "hotkey": hotkey})
+
+    async def add_stake(self, coldkey: Keypair, netuid: int, hotkey: str, amount: int,
+                        limit_price: float | None = None, allow_partial: bool = True) -> dict:
+        params = {"netuid": netuid, "hotkey": hotkey, "amount": amount}
+        if limit_price is not None:
+            params.update(limit_price=limit_price, allow_partial=allow_partial)
+        return await self._call(coldkey, "add_stake", params)
+
+    async def unstake(self, coldkey: Keypair, netuid: int, hotkey: str, amount: int,
+                      limit_price: float | None = None, allow_partial: bool = True) -> dict:
+        params = {"netuid": netuid, "hotkey": hotkey, "amount": amount}
+        if limit_price is not None:
+            params.update(limit_price=limit_price, allow_partial=allow_partial)
+        return await self._call(coldkey, "remove_stake", params)
+
+    async def set_weights(self, hotkey: Keypair, netuid: int, uids: list[int], weights: list[int]) -> dict:
+        return await self._call(hotkey, "set_weights", {"netuid": netuid, "uids": list(uids),
+                                                        "weights": list(weights)})
+
+    async def commit(self, hotkey: Keypair, netuid: int, data: str) -> dict:
+        return await self._call(hotkey, "commit", {"netuid": netuid, "data": data})

@@ -1,0 +1,178 @@
+"""Chain parameters and genesis state, loaded strictly from the `chain:` section of neurons.yaml.
+
+Amounts in the file are in TAO (or alpha) and are converted exactly to integer rao; anything that
+does not convert exactly, an unknown key or a wrong type is an error naming the key and the file.
+Accounts are SS58 addresses or wallet names (a wallet's coldkey; `owner_hotkey` takes its hotkey).
+"""
+from __future__ import annotations
+
+import dataclasses
+import typing
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+
+import yaml
+
+from amm.shares import check_model
+from amm.units import RAO_PER_TAO
+from subnet.keys import is_valid_address
+
+
+class GenesisError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class SubnetGenesis:
+    netuid: int
+    owner: str              # coldkey address: receives the owner cut
+    owner_hotkey: str       # registered as uid 0 at genesis; the owner cut is staked to it
+    pool_tao: int           # initial reserves, rao
+    pool_alpha: int
+    tempo: int = 360
+    burn: int = RAO_PER_TAO  # registration cost, recycled
+    max_uids: int = 256
+    max_validators: int = 64
+    immunity_period: int = 4096
+    activity_cutoff: int = 5000
+    kappa: float = 0.5
+    bond_alpha: float = 0.1
+    bonds_penalty: float = 1.0
+    yuma3: bool = False
+    emission_enabled: bool = True
+
+
+@dataclass(frozen=True)
+class ChainParams:
+    emission_model: str = "current"
+    tao_weight: float = 0.18
+    max_commitment_bytes: int = 512
+    max_call_bytes: int = 64 * 1024
+    balances: dict[str, int] = field(default_factory=dict)
+    subnets: tuple[SubnetGenesis, ...] = ()
+    root_stake: dict[str, int] = field(default_factory=dict)  # hotkey -> TAO staked on root at genesis
+
+
+_AMOUNT_KEYS = {"pool_tao", "pool_alpha", "burn"}
+
+
+def to_rao(value: object, where: str) -> int:
+    try:
+        amount = Decimal(str(value)) * RAO_PER_TAO
+    except InvalidOperation:
+        raise GenesisError(f"{where}: {value!r} is not an amount") from None
+    if isinstance(value, bool) or amount != amount.to_integral_value() or amount < 0:
+        raise GenesisError(f"{where}: {value!r} is not a non-negative amount with at most 9 decimals")
+    return int(amount)
+
+
+def _resolve(name: str, where: str, wallet_dir: Path | None, hotkey: bool = False) -> str:
+    if is_valid_address(name):
+        return name
+    from subnet.wallet import WalletError, load_wallet
+    try:
+        wallet = load_wallet(name, wallet_dir)
+    except WalletError as exc:
+        raise GenesisError(f"{where}: {name!r} is neither an SS58 address nor a wallet ({exc})") from None
+    return (wallet.hotkey if hotkey else wallet.coldkey).address
+
+
+def _subnet(data: object, where: str, wallet_dir: Path | None) -> SubnetGenesis:
+    if not isinstance(data, dict):
+        raise GenesisError(f"{where}: must be a mapping")
+    hints = typing.get_type_hints(SubnetGenesis)
+    known = {f.name for f in dataclasses.fields(SubnetGenesis)}
+    for key in data:
+        if key not in known:
+            raise GenesisError(f"{where}.{key}: unknown key (known: {', '.join(sorted(known))})")
+    kwargs = {}
+    for key, value in data.items():
+        if key in _AMOUNT_KEYS:
+            kwargs[key] = to_rao(value, f"{where}.{key}")
+        elif key in ("owner", "owner_hotkey"):
+            kwargs[key] = _resolve(str(value), f"{where}.{key}", wallet_dir, hotkey=key == "owner_hotkey")
+        else:
+            expected = hints[key]
+            ok = (isinstance(value, bool) if expected is bool else
+                  isinstance(value, (int, float)) and not isinstance(value, bool) if expected is float else
+                  isinstance(value, int) and not isinstance(value, bool))
+            if not ok:
+                raise GenesisError(f"{where}.{key}: must be {expected.__name__}, got {value!r}")
+            kwargs[key] = float(value) if expected is float else value
+    if "owner" in kwargs and "owner_hotkey" not in kwargs and not is_valid_address(str(data["owner"])):
+        kwargs["owner_hotkey"] = _resolve(str(data["owner"]), f"{where}.owner", wallet_dir, hotkey=True)
+    for required in ("netuid", "owner", "owner_hotkey", "pool_tao", "pool_alpha"):
+        if required not in kwargs:
+            raise GenesisError(f"{where}: missing '{required}'")
+    subnet = SubnetGenesis(**kwargs)
+    checks = [
+        (subnet.netuid >= 1, "netuid must be >= 1 (0 is root)"),
+        (subnet.tempo >= 1, "tempo must be >= 1"),
+        (1 <= subnet.max_uids <= 4096, "max_uids must be in [1, 4096]"),
+        (1 <= subnet.max_validators <= subnet.max_uids, "max_validators must be in [1, max_uids]"),
+        (0 < subnet.kappa < 1, "kappa must be in (0, 1)"),
+        (0 < subnet.bond_alpha <= 1, "bond_alpha must be in (0, 1]"),
+        (0 <= subnet.bonds_penalty <= 1, "bonds_penalty must be in [0, 1]"),
+        (subnet.pool_tao > 0 and subnet.pool_alpha > 0, "pool reserves must be > 0"),
+    ]
+    for ok, message in checks:
+        if not ok:
+            raise GenesisError(f"{where}: {message}")
+    return subnet
+
+
+def parse_chain_params(data: object, path: str = "<genesis>", wallet_dir: Path | None = None) -> ChainParams:
+    if data is None:
+        return ChainParams()
+    if not isinstance(data, dict):
+        raise GenesisError(f"{path}: chain: must be a mapping")
+    known = {"emission_model", "tao_weight", "max_commitment_bytes", "balances", "subnets", "root_stake",
+             "block_time"}
+    for key in data:
+        if key not in known:
+            raise GenesisError(f"{path}: chain.{key}: unknown key (known: {', '.join(sorted(known))})")
+    model = data.get("emission_model", "current")
+    try:
+        check_model(model)
+    except ValueError as exc:
+        raise GenesisError(f"{path}: chain.emission_model: {exc}") from None
+    tao_weight = data.get("tao_weight", 0.18)
+    if not isinstance(tao_weight, (int, float)) or not 0 <= tao_weight <= 1:
+        raise GenesisError(f"{path}: chain.tao_weight must be a number in [0, 1]")
+    max_commit = data.get("max_commitment_bytes", 512)
+    if not isinstance(max_commit, int) or not 16 <= max_commit <= 65536:
+        raise GenesisError(f"{path}: chain.max_commitment_bytes must be an int in [16, 65536]")
+
+    def accounts(section: str, hotkey: bool) -> dict[str, int]:
+        raw = data.get(section) or {}
+        if not isinstance(raw, dict):
+            raise GenesisError(f"{path}: chain.{section} must map accounts to amounts")
+        out: dict[str, int] = {}
+        for name, amount in raw.items():
+            where = f"{path}: chain.{section}.{name}"
+            address = _resolve(str(name), where, wallet_dir, hotkey=hotkey)
+            out[address] = out.get(address, 0) + to_rao(amount, where)
+        return out
+
+    raw_subnets = data.get("subnets") or []
+    if not isinstance(raw_subnets, list):
+        raise GenesisError(f"{path}: chain.subnets must be a list")
+    subnets = tuple(_subnet(s, f"{path}: chain.subnets[{i}]", wallet_dir) for i, s in enumerate(raw_subnets))
+    netuids = [s.netuid for s in subnets]
+    if len(set(netuids)) != len(netuids):
+        raise GenesisError(f"{path}: chain.subnets: duplicate netuid")
+    return ChainParams(emission_model=model, tao_weight=float(tao_weight), max_commitment_bytes=max_commit,
+                       balances=accounts("balances", False), subnets=subnets,
+                       root_stake=accounts("root_stake", True))
+
+
+def load_chain_params(path: Path, wallet_dir: Path | None = None) -> tuple[ChainParams, float | None]:
+    """(params, block_time from the file or None) from a neurons.yaml-style file's `chain:` section."""
+    try:
+        doc = yaml.safe_load(Path(path).read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        raise GenesisError(f"{path}: cannot read: {exc}") from None
+    section = (doc or {}).get("chain") if isinstance(doc, dict) else None
+    block_time = section.get("block_time") if isinstance(section, dict) else None
+    return parse_chain_params(section, str(path), wallet_dir), block_time

@@ -1,0 +1,127 @@
+"""aiohttp JSON API over a ChainNode, plus the block producer. See docs/chain-api.md."""
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+
+from aiohttp import web
+
+from subnet.chain.calls import ChainError
+from subnet.chain.node import ChainNode
+
+log = logging.getLogger("tessera.chain")
+MAX_ADVANCE = 100_000
+
+
+def _error(exc: ChainError) -> web.Response:
+    return web.json_response(exc.to_json(), status=exc.status)
+
+
+def _int_arg(request: web.Request, name: str) -> int:
+    text = request.match_info[name]
+    try:
+        value = int(text)
+    except ValueError:
+        raise ChainError("bad_params", f"{name} must be an integer, got {text!r}") from None
+    if value < 0:
+        raise ChainError("bad_params", f"{name} must be >= 0")
+    return value
+
+
+_HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 413: "too_large"}
+
+
+@web.middleware
+async def json_errors(request: web.Request, handler):
+    """Every error, including aiohttp's own (unknown route, body too large), is JSON with a code."""
+    try:
+        return await handler(request)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        code = _HTTP_CODES.get(exc.status, f"http_{exc.status}")
+        return web.json_response({"error": {"code": code, "message": exc.text or exc.reason}}, status=exc.status)
+
+
+def make_app(node: ChainNode, block_time: float) -> web.Application:
+    """block_time > 0: a block every block_time seconds; 0: dev mode, blocks only on POST /dev/advance."""
+    dev = block_time == 0
+    app = web.Application(client_max_size=node.params.max_call_bytes, middlewares=[json_errors])
+    routes = web.RouteTableDef()
+
+    def query(handler):
+        async def wrapped(request: web.Request) -> web.Response:
+            try:
+                return web.json_response(handler(request))
+            except ChainError as exc:
+                return _error(exc)
+        return wrapped
+
+    routes.get("/head")(query(lambda r: {**node.head(), "block_time": block_time, "dev": dev}))
+    routes.get("/blocks/{number}")(query(lambda r: node.block_timestamp(_int_arg(r, "number"))))
+    routes.get("/subnets")(query(lambda r: node.subnets()))
+    routes.get("/metagraph/{netuid}")(query(lambda r: node.metagraph(_int_arg(r, "netuid"))))
+    routes.get("/commitments/{netuid}")(query(lambda r: node.commitments(_int_arg(r, "netuid"))))
+    routes.get("/weights/{netuid}")(query(lambda r: node.weights(_int_arg(r, "netuid"))))
+    routes.get("/pool/{netuid}")(query(lambda r: node.pool(_int_arg(r, "netuid"))))
+    routes.get("/accounts/{address}")(query(lambda r: node.account(r.match_info["address"])))
+    routes.get("/stake/{netuid}/{hotkey}/{coldkey}")(query(lambda r: node.stake(
+        _int_arg(r, "netuid"), r.match_info["hotkey"], r.match_info["coldkey"])))
+    routes.get("/audit")(query(lambda r: node.audit()))
+
+    @routes.post("/call")
+    async def call(request: web.Request) -> web.Response:
+        try:
+            body = json.loads(await request.read())
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            return _error(ChainError("malformed", f"body is not JSON: {exc}"))
+        try:
+            return web.json_response(node.apply_call(body))
+        except ChainError as exc:
+            return _error(exc)
+
+    if dev:
+        @routes.post("/dev/advance")
+        async def advance(request: web.Request) -> web.Response:
+            try:
+                body = json.loads(await request.read() or b"{}")
+                blocks = body.get("blocks", 1) if isinstance(body, dict) else None
+                if not isinstance(blocks, int) or isinstance(blocks, bool) or not 1 <= blocks <= MAX_ADVANCE:
+                    raise ChainError("bad_params", f"blocks must be an integer in [1, {MAX_ADVANCE}]")
+            except json.JSONDecodeError as exc:
+                return _error(ChainError("malformed", f"body is not JSON: {exc}"))
+            except ChainError as exc:
+                return _error(exc)
+            info = {}
+            for _ in range(blocks):
+                info = node.produce_block()
+            return web.json_response(info)
+
+    app.add_routes(routes)
+
+    if not dev:
+        async def producer(app: web.Application):
+            task = asyncio.create_task(_produce_blocks(node, block_time))
+            yield
+            task.cancel()
+            try:
+                await task
+            except asyncio.CancelledError:
+                pass
+        app.cleanup_ctx.append(producer)
+    return app
+
+
+async def _produce_blocks(node: ChainNode, block_time: float) -> None:
+    """A block every block_time seconds on a fixed schedule; a late block does not shift the next."""
+    next_at = time.monotonic() + block_time
+    while True:
+        await asyncio.sleep(max(0.0, next_at - time.monotonic()))
+        info = node.produce_block()
+        if info["epochs"]:
+            log.info("block %d: epoch on subnets %s", info["block"], info["epochs"])
+        next_at += block_time
+        if next_at < time.monotonic():  # fell behind by more than a block: resync, don't burst
+            next_at = time.monotonic() + block_time

@@ -1,0 +1,167 @@
+"""The dev chain over real sockets: calls, epochs, and rejections that leave state unchanged."""
+import asyncio
+import json
+import urllib.error
+import urllib.request
+
+import pytest
+
+from subnet.chain.client import ChainCallError, ChainClient
+from subnet.keys import Keypair
+
+from .conftest import TAO
+
+
+def run(coro):
+    return asyncio.run(coro)
+
+
+async def snapshot(client: ChainClient, addresses: list[str]) -> dict:
+    return {"audit": await client.audit(), "metagraph": (await client.metagraph(1)).__dict__,
+            "accounts": [await client.get_account(a) for a in addresses],
+            "commitments": await client.get_all_commitments(1), "pool": await client.get_pool(1),
+            "block": await client.get_current_block()}
+
+
+async def setup_subnet(client: ChainClient, a) -> None:
+    """Register a validator and three miners, stake the validator, run one epoch for permits."""
+    await client.burned_register(a.validator_cold, 1, a.validator_hot.address)
+    for cold, hot in zip(a.miners_cold, a.miners_hot):
+        await client.burned_register(cold, 1, hot.address)
+    await client.add_stake(a.validator_cold, 1, a.validator_hot.address, 500 * TAO)
+    await client.advance(10)  # tempo 10: one epoch hands out validator permits
+
+
+def test_register_stake_weights_epoch(chain, actors):
+    async def scenario():
+        async with ChainClient(chain.url) as client:
+            await setup_subnet(client, actors)
+            mg = await client.metagraph(1)
+            assert mg.n == 5 and mg.hotkeys[0] == actors.owner_hot.address
+            v = mg.uid_of(actors.validator_hot.address)
+            assert mg.validator_permit[v]
+            assert mg.stake[v] > 0
+            # the validator weights miner uids 2 and 3 (3:1); miner uid 4 gets nothing
+            await client.set_weights(actors.validator_hot, 1, [2, 3], [30000, 10000])
+            before = [await client.get_stake(1, h.address, c.address)
+                      for c, h in zip(actors.miners_cold, actors.miners_hot)]
+            await client.advance(11)
+            mg = await client.metagraph(1)
+            assert mg.incentive[2] > mg.incentive[3] > 0 and mg.incentive[4] == 0
+            assert abs(mg.incentive[2] / mg.incentive[3] - 3) < 0.01
+            assert mg.dividends[v] > 0
+            after = [await client.get_stake(1, h.address, c.address)
+                     for c, h in zip(actors.miners_cold, actors.miners_hot)]
+            assert after[0] - before[0] > after[1] - before[1] > 0 and after[2] == before[2]
+            audit = await client.audit()
+            assert audit["ok"], audit
+            # commitments and unstake back to TAO
+            await client.commit(actors.miners_hot[0], 1, "v1|http://127.0.0.1:8333|bucket|key|secret")
+            assert await client.get_commitment(1, actors.miners_hot[0].address) == \
+                "v1|http://127.0.0.1:8333|bucket|key|secret"
+            balance = await client.get_balance(actors.miners_cold[0].address)
+            result = await client.unstake(actors.miners_cold[0], 1, actors.miners_hot[0].address, after[0])
+            assert await client.get_balance(actors.miners_cold[0].address) == balance + result["tao"] > balance
+            assert (await client.audit())["ok"]
+    run(scenario())
+
+
+def test_rejections_change_nothing(chain, actors):
+    async def scenario():
+        async with ChainClient(chain.url) as client:
+            await setup_subnet(client, actors)
+            addresses = [actors.validator_cold.address, actors.miners_cold[0].address,
+                         actors.miners_hot[0].address, actors.validator_hot.address]
+            base = await snapshot(client, addresses)
+
+            async def rejected(coro, code):
+                with pytest.raises(ChainCallError) as err:
+                    await coro
+                assert err.value.code == code, err.value
+                assert await snapshot(client, addresses) == base
+
+            await rejected(client.set_weights(actors.miners_hot[0], 1, [1], [100]), "no_validator_permit")
+            await rejected(client.set_weights(actors.validator_hot, 1, [99], [100]), "unknown_uid")
+            await rejected(client.set_weights(actors.validator_hot, 1, [1, 1], [1, 2]), "bad_weights")
+            await rejected(client.set_weights(actors.validator_hot, 1, [1], [70000]), "bad_weights")
+            await rejected(client.commit(actors.miners_hot[0], 1, "x" * 513), "commitment_too_large")
+            await rejected(client.commit(Keypair.generate(), 1, "hi"), "not_registered")
+            await rejected(client.add_stake(actors.miners_cold[0], 1, actors.miners_hot[0].address, 10**6 * TAO),
+                           "insufficient_balance")
+            await rejected(client.unstake(actors.miners_cold[0], 1, actors.miners_hot[0].address, 10**15),
+                           "insufficient_stake")
+            await rejected(client.burned_register(actors.miners_cold[1], 1, actors.miners_hot[0].address),
+                           "already_registered")
+            await rejected(client.transfer(actors.miners_cold[0], "not-an-address", 1), "bad_address")
+            await rejected(client.add_stake(actors.miners_cold[0], 7, actors.miners_hot[0].address, TAO),
+                           "unknown_subnet")
+    run(scenario())
+
+
+def post(url: str, body: bytes) -> tuple[int, dict]:
+    request = urllib.request.Request(url + "/call", data=body, method="POST",
+                                     headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=5) as resp:
+            return resp.status, json.loads(resp.read())
+    except urllib.error.HTTPError as err:
+        return err.code, json.loads(err.read())
+
+
+def test_malformed_forged_and_replayed_calls(chain, actors):
+    from subnet.chain.calls import call_message
+
+    head = json.loads(urllib.request.urlopen(chain.url + "/head").read())
+    genesis = head["genesis_hash"]
+    cold = actors.miners_cold[0]
+    params = {"dest": actors.miners_cold[1].address, "amount": TAO}
+
+    def envelope(nonce, signer=cold, key=cold, p=params):
+        sig = key.sign(call_message("transfer", p, signer.address, nonce, genesis)).hex()
+        return {"call": "transfer", "params": p, "signer": signer.address, "nonce": nonce, "signature": sig}
+
+    def balance(addr):
+        return json.loads(urllib.request.urlopen(f"{chain.url}/accounts/{addr}").read())["balance"]
+
+    start = balance(cold.address)
+    assert post(chain.url, b"{not json")[1]["error"]["code"] == "malformed"
+    assert post(chain.url, b"[1, 2]")[1]["error"]["code"] == "malformed"
+    assert post(chain.url, json.dumps({"call": "mint"}).encode())[1]["error"]["code"] == "malformed"
+    forged = envelope(5, signer=cold, key=actors.miners_cold[1])  # signed by someone else
+    status, body = post(chain.url, json.dumps(forged).encode())
+    assert status == 401 and body["error"]["code"] == "bad_signature"
+    tampered = envelope(6)
+    tampered["params"] = {**params, "amount": 40 * TAO}
+    assert post(chain.url, json.dumps(tampered).encode())[1]["error"]["code"] == "bad_signature"
+    assert balance(cold.address) == start
+
+    good = envelope(10)
+    status, first = post(chain.url, json.dumps(good).encode())
+    assert status == 200 and balance(cold.address) == start - TAO
+    # the same envelope again: answered, not applied twice
+    status, again = post(chain.url, json.dumps(good).encode())
+    assert status == 200 and again.get("duplicate") and balance(cold.address) == start - TAO
+    # an older nonce, even freshly signed, is a replay
+    status, body = post(chain.url, json.dumps(envelope(9)).encode())
+    assert body["error"]["code"] == "stale_nonce" and balance(cold.address) == start - TAO
+    status, body = post(chain.url, b"x" * (70 * 1024))
+    assert status == 413 and body["error"]["code"] == "too_large"
+
+
+def test_dev_advance_exists_only_in_dev_mode(tmp_path, actors):
+    from .conftest import ChainProcess, free_port, write_genesis
+    port = free_port()
+    proc = ChainProcess(url=f"http://127.0.0.1:{port}", db=tmp_path / "c.db",
+                        genesis=write_genesis(tmp_path / "g.yaml", actors), port=port, block_time=0.2)
+    proc.start()
+    try:
+        request = urllib.request.Request(proc.url + "/dev/advance", data=b"{}", method="POST")
+        with pytest.raises(urllib.error.HTTPError) as err:
+            urllib.request.urlopen(request, timeout=5)
+        assert err.value.code in (404, 405)
+        first = json.loads(urllib.request.urlopen(proc.url + "/head").read())["block"]
+        import time
+        time.sleep(1.0)
+        assert json.loads(urllib.request.urlopen(proc.url + "/head").read())["block"] >= first + 3
+    finally:
+        proc.kill()
