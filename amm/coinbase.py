@@ -13,10 +13,13 @@ One block, in order (`run_block`):
    * launch:  alpha_in = min(tao_emission / price, alpha_emission); all tao_emission is injected
      (so the price rises when the cap binds).
    * flow:    cap = min(alpha_emission, E); alpha_in = min(tao_emission / price, cap), tao_in =
-     alpha_in * price; the excess TAO buys alpha (fee free) and that alpha is recycled (burned).
+     min(tao_emission, cap * price); the excess TAO buys alpha (fee free) and that alpha is
+     recycled (burned).
    * current: cap = root_proportion * alpha_emission with root_proportion = w*tau_root /
      (w*tau_root + alpha_issuance); as flow, but the bought alpha is kept as protocol alpha.
    tao_in and alpha_in go in together at the current price, so only the excess buy moves it.
+   These price conversions are float64 ratios floored to whole rao (subtensor uses fixed point);
+   every amount that moves is an integer, so the ledger stays exact.
 3. alpha_out = alpha_emission is minted into pending buckets: owner 11796/65535, then miners and
    validators half of the rest each.
 4. Moving averages: the price EMA takes the post-coinbase spot price; the flow EMA takes the net
@@ -166,27 +169,39 @@ def alpha_cap(model: str, alpha_emission: int, block_emission: int, root_prop: f
     return int(math.floor(root_prop * float(alpha_emission)))
 
 
+def alpha_for_tao(tao_amount: int, pool: Pool) -> int:
+    """Alpha worth `tao_amount` at the spot price, floor(tao * alpha / tao_reserve), with the ratio
+    taken in float64 (subtensor converts at an I96F32 fixed-point price). The amount is a whole rao
+    and is moved exactly, so conservation does not depend on this rounding."""
+    return int(math.floor(float(tao_amount) * (float(pool.alpha) / float(pool.tao))))
+
+
+def tao_for_alpha(alpha_amount: int, pool: Pool) -> int:
+    """TAO worth `alpha_amount` at the spot price (float64 price, floored to rao)."""
+    return int(math.floor(float(alpha_amount) * (float(pool.tao) / float(pool.alpha))))
+
+
 def subnet_injection(model: str, tao_emission: int, pool: Pool, alpha_emission: int,
                      block_emission: int, root_prop: float) -> tuple[int, int, int]:
-    """(tao_in, alpha_in, excess_tao) for one subnet; see the module docstring for the rules."""
+    """(tao_in, alpha_in, excess_tao) for one subnet: inject as much of the TAO as the alpha cap
+    allows at the spot price; the rest is excess (see the module docstring for each model)."""
     if tao_emission == 0:
         return 0, 0, 0
     cap = alpha_cap(model, alpha_emission, block_emission, root_prop)
-    alpha_at_price = pool.alpha_at_price(tao_emission)
-    if alpha_at_price <= cap:
-        return tao_emission, alpha_at_price, 0
+    alpha_in = min(alpha_for_tao(tao_emission, pool), cap)
     if model == "launch":
-        return tao_emission, cap, 0  # all TAO goes in anyway: the price rises
-    tao_in = pool.tao_at_price(cap)
-    return tao_in, cap, tao_emission - tao_in
+        return tao_emission, alpha_in, 0  # all TAO goes in even when alpha is capped: price rises
+    tao_in = min(tao_emission, tao_for_alpha(cap, pool))
+    return tao_in, alpha_in, tao_emission - tao_in
 
 
 def chain_buy(pool: Pool, excess_tao: int) -> int:
-    """Alpha the chain's fee-free buy of `excess_tao` would get; 0 if that would break the
-    minimum reserve (then the TAO is simply added to the pool)."""
+    """Alpha a fee-free buy of `excess_tao` gets from the pool: floor(alpha * excess / (tao + excess)),
+    evaluated in float64 like the other protocol conversions; 0 if it would break the minimum
+    reserve (then the TAO is simply added to the pool)."""
     if excess_tao == 0:
         return 0
-    bought = pool.alpha * excess_tao // (pool.tao + excess_tao)
+    bought = int(math.floor(float(pool.alpha) * float(excess_tao) / float(pool.tao + excess_tao)))
     if pool.alpha - bought < pool.min_reserve:
         return 0
     return bought

@@ -70,3 +70,25 @@ def next_halving_issuance_array(issuance: np.ndarray, total_supply: int = TOTAL_
         k += remaining <= threshold
     nxt = total_supply - np.right_shift(np.int64(total_supply), np.minimum(k + 1, 62))
     return np.where(remaining > 0, nxt, total_supply).astype(np.int64)
+
+
+def emission_step_array(issuance: np.ndarray, total_supply: int = TOTAL_SUPPLY_RAO,
+                        base: int = RAO_PER_TAO) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(emission, lower, upper) per issuance: the emission holds while lower <= issuance < upper,
+    so a caller only has to recompute it when issuance leaves that interval."""
+    issuance = np.asarray(issuance, dtype=np.int64)
+    remaining = total_supply - issuance
+    k = np.zeros(remaining.shape, dtype=np.int64)
+    for j in range(1, 64):
+        threshold = total_supply >> j
+        if threshold == 0:
+            break
+        k += remaining <= threshold
+    k = np.minimum(k, 62)
+    exhausted = remaining <= 0
+    emission = np.where(exhausted, 0, np.right_shift(np.int64(base), k))
+    lower = np.where(k > 0, total_supply - np.right_shift(np.int64(total_supply), k), 0)
+    upper = total_supply - np.right_shift(np.int64(total_supply), k + 1)
+    lower = np.where(exhausted, total_supply, lower)
+    upper = np.where(exhausted, np.iinfo(np.int64).max, upper)
+    return emission.astype(np.int64), lower.astype(np.int64), upper.astype(np.int64)

@@ -49,7 +49,14 @@ class SwapResult:
 
 def _swap_out(reserve_in: int, reserve_out: int, net_in: int) -> int:
     # reserve_out - ceil(k / (reserve_in + net_in)) == floor(reserve_out * net_in / (reserve_in + net_in))
-    return reserve_out * net_in // (reserve_in + net_in)
+    return reserve_out * net_in // (reserve_in + net_in) if net_in else 0
+
+
+def swap(reserve_in: int, reserve_out: int, amount_in: int, fee_rate: int = DEFAULT_FEE_RATE) -> tuple[int, int]:
+    """(fee, amount_out) of a constant-product swap; the bare arithmetic behind `Pool`, without
+    objects or guards, for hot loops. The pool keeps the whole input (fee included)."""
+    fee = amount_in * fee_rate // U16_MAX
+    return fee, _swap_out(reserve_in, reserve_out, amount_in - fee)
 
 
 @dataclass
@@ -87,7 +94,8 @@ class Pool:
         """Spot price in TAO per alpha."""
         if self.is_root:
             return 1.0
-        return self.tao / self.alpha if self.alpha else 0.0
+        # float(tao) / float(alpha): the same IEEE division the vectorised simulator performs
+        return float(self.tao) / float(self.alpha) if self.alpha else 0.0
 
     @property
     def price_fraction(self) -> Fraction:
@@ -116,9 +124,7 @@ class Pool:
         _check_amount(tao_in)
         if self.is_root:
             return SwapResult(tao_in, 0, tao_in, self.tao + tao_in, self.alpha)
-        fee = self.fee_for(tao_in)
-        net = tao_in - fee
-        alpha_out = _swap_out(self.tao, self.alpha, net) if net else 0
+        fee, alpha_out = swap(self.tao, self.alpha, tao_in, self.fee_rate)
         alpha_after = self.alpha - alpha_out
         if alpha_after < self.min_reserve:
             raise InsufficientLiquidity(
@@ -132,9 +138,7 @@ class Pool:
             if alpha_in > self.tao:
                 raise InsufficientLiquidity(f"unstake of {alpha_in} exceeds root stake {self.tao}")
             return SwapResult(alpha_in, 0, alpha_in, self.tao - alpha_in, self.alpha)
-        fee = self.fee_for(alpha_in)
-        net = alpha_in - fee
-        tao_out = _swap_out(self.alpha, self.tao, net) if net else 0
+        fee, tao_out = swap(self.alpha, self.tao, alpha_in, self.fee_rate)
         tao_after = self.tao - tao_out
         if tao_after < self.min_reserve:
             raise InsufficientLiquidity(

@@ -88,3 +88,31 @@ def test_stake_then_unstake_never_profits(tau, alpha, amount, fee_rate):
     tao_back = pool.unstake(alpha_out)
     assert tao_back <= amount
     assert pool.tao * pool.alpha >= tau * alpha  # k never shrinks
+
+
+@settings(max_examples=100, deadline=None)
+@given(tau=st.integers(10**9, 10**16), alpha=st.integers(10**9, 10**16),
+       amount=st.integers(1, 10**15), ratio=st.fractions(min_value=Fraction(1, 2), max_value=3))
+def test_limit_fill_is_largest_within_limit(tau, alpha, amount, ratio):
+    pool = Pool(tao=tau, alpha=alpha)
+    up = pool.price_fraction * ratio  # a limit above or below the spot price
+    res = pool.quote_stake_limit(amount, up)
+    assert res.amount_in <= amount
+    if res.amount_in:
+        assert Fraction(res.tao_after, res.alpha_after) <= up
+    if res.amount_in < amount:  # one more rao would cross the limit (or the reserve guard)
+        try:
+            more = pool.quote_stake(res.amount_in + 1)
+            assert Fraction(more.tao_after, more.alpha_after) > up
+        except InsufficientLiquidity:
+            pass
+    down = pool.price_fraction / ratio
+    res = pool.quote_unstake_limit(amount, down)
+    if res.amount_in:
+        assert Fraction(res.tao_after, res.alpha_after) >= down
+    if res.amount_in < amount:
+        try:
+            more = pool.quote_unstake(res.amount_in + 1)
+            assert Fraction(more.tao_after, more.alpha_after) < down
+        except InsufficientLiquidity:
+            pass
