@@ -7,7 +7,6 @@ something else.
 from __future__ import annotations
 
 import dataclasses
-import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -179,8 +178,6 @@ def _build(cls: type, data: object, where: str, path: Path):
         if dataclasses.is_dataclass(annotation):
             kwargs[key] = _build(annotation, value, dotted, path)
             continue
-        if isinstance(annotation, types.UnionType):
-            raise AssertionError("presets use plain field types")
         if not _type_ok(value, annotation):
             raise ConfigError(f"{path}: key '{dotted}' must be {_type_name(annotation)}, "
                               f"got {type(value).__name__} {value!r}")

@@ -177,6 +177,10 @@ class TokenDataset:
         if self.num_samples == 0:
             raise DataError(f"{self.data_dir}: '{split}' split is shorter than one sample of {seq_len + 1} tokens")
 
+    def batches(self, sample_ids: np.ndarray, batch_size: int) -> list[torch.Tensor]:
+        """Consecutive batches of the given samples, in order: how a miner consumes its window."""
+        return [self.batch(sample_ids[i:i + batch_size]) for i in range(0, len(sample_ids), batch_size)]
+
     def batch(self, sample_ids: Iterable[int]) -> torch.Tensor:
         """(len(ids), seq_len + 1) int64 token ids."""
         ids = np.asarray(list(sample_ids), dtype=np.int64)

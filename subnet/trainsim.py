@@ -108,8 +108,7 @@ def run_train_sim(preset: Preset, train: TokenDataset, val: TokenDataset, miners
     val_batches = [val.batch(val_ids[i:i + 32]) for i in range(0, len(val_ids), 32)]
 
     def miner_batches(round_index: int, uid: int) -> list[torch.Tensor]:
-        ids = assigned_samples(preset.seed, round_index, uid, per_window, train.num_samples)
-        return [train.batch(ids[s * B:(s + 1) * B]) for s in range(H)]
+        return train.batches(assigned_samples(preset.seed, round_index, uid, per_window, train.num_samples), B)
 
     probe = Worker(preset)
     theta0 = probe.params()
@@ -124,11 +123,9 @@ def run_train_sim(preset: Preset, train: TokenDataset, val: TokenDataset, miners
     results: dict[str, RunResult] = {}
     codec_stats = []
 
-    def finish(name: str, theta: Params, curve: list, started: float, bytes_per_round: int) -> None:
-        final = curve[-1][1] if curve and curve[-1][0] == rounds else evaluate(theta)
-        if not curve or curve[-1][0] != rounds:
-            curve.append((rounds, final))
-        results[name] = RunResult(eval_loss=final, bytes_per_round=bytes_per_round, curve=curve,
+    def finish(name: str, curve: list, started: float, bytes_per_round: int) -> None:
+        # `checkpoint` always evaluates the last round, so the curve ends with the final loss.
+        results[name] = RunResult(eval_loss=curve[-1][1], bytes_per_round=bytes_per_round, curve=curve,
                                   seconds=time.perf_counter() - started)
 
     def checkpoint(name: str, theta: Params, r: int, curve: list) -> None:
@@ -158,7 +155,7 @@ def run_train_sim(preset: Preset, train: TokenDataset, val: TokenDataset, miners
                 updates.append(decode_packet(received))
             theta = sparse_outer_step(theta, updates, preset.outer.lr)
             checkpoint("compressed", theta, r, curve)
-        finish("compressed", theta, curve, started, round(sum(sizes) / len(sizes)))
+        finish("compressed", curve, started, round(sum(sizes) / len(sizes)))
 
     if "diloco" in runs:
         started = time.perf_counter()
@@ -174,7 +171,7 @@ def run_train_sim(preset: Preset, train: TokenDataset, val: TokenDataset, miners
                 deltas.append({n: theta[n] - local[n] for n in theta})
             theta = outer.step(theta, mean_update(deltas))
             checkpoint("diloco", theta, r, curve)
-        finish("diloco", theta, curve, started, 4 * n_params)
+        finish("diloco", curve, started, 4 * n_params)
 
     for name, batches_for in (
         ("adamw_same_compute", lambda r: miner_batches(r, 0)),
@@ -188,7 +185,7 @@ def run_train_sim(preset: Preset, train: TokenDataset, val: TokenDataset, miners
         for r in range(rounds):
             _train_round(worker, preset, batches_for(r), r)
             checkpoint(name, worker.params(), r, curve)
-        finish(name, worker.params(), curve, started, 0)
+        finish(name, curve, started, 0)
 
     if codec_stats:
         ratio = sum(s.dense_fp32_bytes for s in codec_stats) / sum(s.packet_bytes for s in codec_stats)

@@ -33,12 +33,14 @@ def test_permutation_is_a_bijection(domain, seed, window):
 
 
 def test_eval_subset_is_among_trained_samples(tiny_preset, tiny_train):
-    from subnet.trainsim import Worker  # noqa: F401  (the trainer consumes batches in assignment order)
     per = tiny_preset.samples_per_window
     assigned = assigned_samples(tiny_preset.seed, 4, 1, per, tiny_train.num_samples)
-    B = tiny_preset.train.batch_size
-    trained = np.concatenate([assigned[s * B:(s + 1) * B] for s in range(tiny_preset.train.inner_steps)])
-    assert np.array_equal(np.sort(trained), np.sort(assigned))  # every assigned sample is trained on
+    # the batches a miner trains on in its window (what trainsim feeds the inner loop)
+    batches = tiny_train.batches(assigned, tiny_preset.train.batch_size)
+    assert len(batches) == tiny_preset.train.inner_steps
+    trained_rows = {tuple(row.tolist()) for b in batches for row in b}
     probe = eval_subset(assigned, 8, validator_seed=99)
-    assert len(set(probe.tolist())) == 8 and set(probe.tolist()) <= set(trained.tolist())
+    assert len(set(probe.tolist())) == 8
+    for row in tiny_train.batch(probe):  # every probe sample is a sample the miner trained on
+        assert tuple(row.tolist()) in trained_rows
     assert not np.array_equal(probe, eval_subset(assigned, 8, validator_seed=100))

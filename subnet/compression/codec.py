@@ -204,6 +204,8 @@ def _expect(arrays: dict, name: str, dtype, shape: tuple[int, ...] | None) -> np
         raise CodecError("bad_dtype", f"'{name}' is {a.dtype}, expected {np.dtype(dtype)}")
     if shape is not None and a.shape != shape:
         raise CodecError("bad_shape", f"'{name}' has shape {a.shape}, expected {shape}")
+    if shape is None and a.ndim != 1:
+        raise CodecError("bad_shape", f"'{name}' must be one-dimensional, has shape {a.shape}")
     return a
 
 
