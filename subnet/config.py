@@ -146,7 +146,8 @@ class Preset:
         return self.train.batch_size * self.train.inner_steps
 
 
-def _type_ok(value: object, annotation: object) -> bool:
+def value_has_type(value: object, annotation: object) -> bool:
+    """YAML value check for a plain field type; an int is a float, a bool is not an int."""
     if annotation is float:
         return isinstance(value, (int, float)) and not isinstance(value, bool)
     if annotation is int:
@@ -178,7 +179,7 @@ def _build(cls: type, data: object, where: str, path: Path):
         if dataclasses.is_dataclass(annotation):
             kwargs[key] = _build(annotation, value, dotted, path)
             continue
-        if not _type_ok(value, annotation):
+        if not value_has_type(value, annotation):
             raise ConfigError(f"{path}: key '{dotted}' must be {_type_name(annotation)}, "
                               f"got {type(value).__name__} {value!r}")
         kwargs[key] = float(value) if annotation is float else value

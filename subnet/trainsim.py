@@ -135,6 +135,16 @@ def run_train_sim(preset: Preset, train: TokenDataset, val: TokenDataset, miners
             curve.append((r + 1, loss))
         report(name, r + 1, rounds, loss)
 
+    def miner_deltas(workers: list[Worker], theta: Params, r: int) -> list[Params]:
+        """Each miner trains its window from theta; its pseudo-gradient is theta - local."""
+        deltas = []
+        for uid, worker in enumerate(workers):
+            worker.load(theta)
+            _train_round(worker, preset, miner_batches(r, uid), r)
+            local = worker.params()
+            deltas.append({n: theta[n] - local[n] for n in theta})
+        return deltas
+
     if "compressed" in runs:
         started = time.perf_counter()
         workers = [Worker(preset) for _ in range(miners)]
@@ -142,11 +152,7 @@ def run_train_sim(preset: Preset, train: TokenDataset, val: TokenDataset, miners
         theta, curve, sizes = dict(theta0), [], []
         for r in range(rounds):
             updates = []
-            for uid, worker in enumerate(workers):
-                worker.load(theta)
-                _train_round(worker, preset, miner_batches(r, uid), r)
-                local = worker.params()
-                delta = {n: theta[n] - local[n] for n in theta}
+            for uid, delta in enumerate(miner_deltas(workers, theta, r)):
                 errors[uid], packet, _ = compress_with_feedback(errors[uid], delta, preset.compression)
                 wire = packet_to_bytes(packet)
                 sizes.append(len(wire))
@@ -163,13 +169,7 @@ def run_train_sim(preset: Preset, train: TokenDataset, val: TokenDataset, miners
         outer = NesterovOuter(preset.outer.diloco_lr, preset.outer.diloco_momentum)
         theta, curve = dict(theta0), []
         for r in range(rounds):
-            deltas = []
-            for uid, worker in enumerate(workers):
-                worker.load(theta)
-                _train_round(worker, preset, miner_batches(r, uid), r)
-                local = worker.params()
-                deltas.append({n: theta[n] - local[n] for n in theta})
-            theta = outer.step(theta, mean_update(deltas))
+            theta = outer.step(theta, mean_update(miner_deltas(workers, theta, r)))
             checkpoint("diloco", theta, r, curve)
         finish("diloco", curve, started, 4 * n_params)
 

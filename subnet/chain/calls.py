@@ -192,13 +192,7 @@ def add_stake(ctx: CallContext, p: dict) -> dict:
     subnet = _subnet(ctx, netuid)
     _registered(ctx, netuid, hotkey)
     pool = _pool(subnet)
-    try:
-        if "limit_price" in p:
-            result = pool.quote_stake_limit(amount, _price(p), _bool(p, "allow_partial", True))
-        else:
-            result = pool.quote_stake(amount)
-    except PoolError as exc:
-        raise ChainError("pool_refused", str(exc)) from None
+    result = _quote(p, amount, pool.quote_stake, pool.quote_stake_limit)
     _debit(ctx, result.amount_in)
     pool.apply(result)
     subnet.pool_tao, subnet.pool_alpha = pool.tao, pool.alpha
@@ -223,13 +217,7 @@ def remove_stake(ctx: CallContext, p: dict) -> dict:
         return {"tao": amount, "alpha_spent": amount}
     subnet = _subnet(ctx, netuid)
     pool = _pool(subnet)
-    try:
-        if "limit_price" in p:
-            result = pool.quote_unstake_limit(amount, _price(p), _bool(p, "allow_partial", True))
-        else:
-            result = pool.quote_unstake(amount)
-    except PoolError as exc:
-        raise ChainError("pool_refused", str(exc)) from None
+    result = _quote(p, amount, pool.quote_unstake, pool.quote_unstake_limit)
     pool.apply(result)
     subnet.pool_tao, subnet.pool_alpha = pool.tao, pool.alpha
     subnet.flow_this_block -= result.amount_out
@@ -237,6 +225,16 @@ def remove_stake(ctx: CallContext, p: dict) -> dict:
     store.add_stake(netuid, hotkey, ctx.signer, -result.amount_in)
     store.add_balance(ctx.signer, result.amount_out)
     return {"tao": result.amount_out, "alpha_spent": result.amount_in, "fee": result.fee}
+
+
+def _quote(p: dict, amount: int, quote, quote_limit):
+    """The pool's quote for this call, at market or (with limit_price) up to a limit price."""
+    try:
+        if "limit_price" in p:
+            return quote_limit(amount, _price(p), _bool(p, "allow_partial", True))
+        return quote(amount)
+    except PoolError as exc:
+        raise ChainError("pool_refused", str(exc)) from None
 
 
 def _price(p: dict) -> float:

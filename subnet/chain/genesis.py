@@ -16,6 +16,7 @@ import yaml
 
 from amm.shares import check_model
 from amm.units import RAO_PER_TAO
+from subnet.config import value_has_type
 from subnet.keys import is_valid_address
 
 
@@ -94,10 +95,7 @@ def _subnet(data: object, where: str, wallet_dir: Path | None) -> SubnetGenesis:
             kwargs[key] = _resolve(str(value), f"{where}.{key}", wallet_dir, hotkey=key == "owner_hotkey")
         else:
             expected = hints[key]
-            ok = (isinstance(value, bool) if expected is bool else
-                  isinstance(value, (int, float)) and not isinstance(value, bool) if expected is float else
-                  isinstance(value, int) and not isinstance(value, bool))
-            if not ok:
+            if not value_has_type(value, expected):
                 raise GenesisError(f"{where}.{key}: must be {expected.__name__}, got {value!r}")
             kwargs[key] = float(value) if expected is float else value
     if "owner" in kwargs and "owner_hotkey" not in kwargs and not is_valid_address(str(data["owner"])):
