@@ -12,6 +12,7 @@ from rich.table import Table
 
 from subnet.chain.cli import add_chain_commands
 from subnet.config import ConfigError, load_preset
+from subnet.storage.cli import add_storage_commands
 from subnet.wallet import add_wallet_commands
 
 DEFAULT_DATA_ROOT = Path("data")
@@ -138,6 +139,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_wallet_commands(commands)
     add_chain_commands(commands)
+    add_storage_commands(commands)
     return parser
 
 

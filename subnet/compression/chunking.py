@@ -58,6 +58,18 @@ class ChunkLayout:
         return (x.reshape(rows // tr, tr, cols // tc, tc).permute(0, 2, 1, 3)
                 .reshape(self.num_chunks, self.chunk_size))
 
+    def flat_positions(self, indices: torch.Tensor) -> torch.Tensor:
+        """Where (chunk c, index i) pairs land in the flattened tensor, for (num_chunks, k) indices:
+        the inverse of `to_chunks` applied to positions, so values can be written straight in place."""
+        chunk = torch.arange(self.num_chunks, dtype=torch.int64).unsqueeze(1)
+        if not self.is_2d:
+            return chunk * self.chunk_size + indices
+        cols = self.numel // self.shape[0]
+        tiles_per_row = cols // self.tile_cols
+        row = (chunk // tiles_per_row) * self.tile_rows + indices // self.tile_cols
+        col = (chunk % tiles_per_row) * self.tile_cols + indices % self.tile_cols
+        return row * cols + col
+
     def from_chunks(self, chunks: torch.Tensor) -> torch.Tensor:
         if not self.is_2d:
             return chunks.reshape(self.shape)

@@ -2,7 +2,7 @@
 
 Encoding a tensor: cut into chunks (optionally DCT), keep the top-k magnitudes per chunk, sort their
 indices, quantise the values to a few bits. The decoder rebuilds the transmitted tensor with the very
-same `_reconstruct` the encoder used, so decode(encode(x)) equals the transmitted tensor bit for bit,
+same `reconstruct` the encoder used, so decode(encode(x)) equals the transmitted tensor bit for bit,
 which is what error feedback subtracts.
 
 Packet layout (safetensors, never pickle): six tensors holding every parameter's streams back to back
@@ -101,14 +101,19 @@ def _codec_json(codec: CompressionConfig) -> str:
                        "use_dct": codec.use_dct}, sort_keys=True)
 
 
-def _reconstruct(indices: torch.Tensor, codes: torch.Tensor, table: torch.Tensor,
-                 layout: ChunkLayout, codec: CompressionConfig) -> torch.Tensor:
+def reconstruct(indices: torch.Tensor, codes: torch.Tensor, table: torch.Tensor,
+                layout: ChunkLayout, codec: CompressionConfig) -> torch.Tensor:
+    """The dense tensor that (checked) indices, value codes and table transmit. The encoder and every
+    decoder go through here, which is what makes decoding exact."""
     values = table[codes.long()].reshape(indices.shape)
-    chunks = torch.zeros(layout.num_chunks, layout.chunk_size, dtype=torch.float32)
-    chunks.scatter_(1, indices, values)
     if codec.use_dct:
-        chunks = dct_chunks(chunks, layout, inverse=True)
-    return layout.from_chunks(chunks)
+        chunks = torch.zeros(layout.num_chunks, layout.chunk_size, dtype=torch.float32)
+        chunks.scatter_(1, indices, values)
+        return layout.from_chunks(dct_chunks(chunks, layout, inverse=True))
+    # Without a transform, write each value straight to its place: one pass, no tile permute.
+    dense = torch.zeros(layout.numel, dtype=torch.float32)
+    dense[layout.flat_positions(indices).reshape(-1)] = values.reshape(-1)
+    return dense.reshape(layout.shape)
 
 
 def _encode_one(x: torch.Tensor, layout: ChunkLayout, codec: CompressionConfig):
@@ -118,7 +123,7 @@ def _encode_one(x: torch.Tensor, layout: ChunkLayout, codec: CompressionConfig):
     top = torch.topk(chunks.abs(), layout.k, dim=1, sorted=False).indices
     indices = torch.sort(top, dim=1).values
     codes, table = quantize_values(torch.gather(chunks, 1, indices), codec.value_bits)
-    transmitted = _reconstruct(indices, codes, table, layout, codec)
+    transmitted = reconstruct(indices, codes, table, layout, codec)
     encoded = EncodedTensor(layout=layout, streams=encode_indices(indices.numpy()),
                             codes=pack_bits(codes.numpy(), codec.value_bits), table=table.numpy())
     return encoded, transmitted
@@ -146,7 +151,7 @@ def decode_packet(packet: Packet) -> dict[str, torch.Tensor]:
             codes = unpack_bits(enc.codes, bits, layout.num_kept)
         except IndexCodeError as exc:
             raise CodecError("bad_indices", f"{name}: {exc}") from None
-        out[name] = _reconstruct(torch.from_numpy(indices), torch.from_numpy(codes),
+        out[name] = reconstruct(torch.from_numpy(indices), torch.from_numpy(codes),
                                  torch.from_numpy(enc.table), layout, packet.codec)
     return out
 

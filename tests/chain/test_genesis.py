@@ -48,3 +48,8 @@ def test_unknown_model_and_key():
         parse_chain_params({"emission_model": "magic"})
     with pytest.raises(GenesisError, match="chain.blocktime: unknown key"):
         parse_chain_params({"blocktime": 1})
+
+
+def test_shipped_neurons_yaml_names_storage_buckets():
+    from subnet.storage.cli import neuron_names_from_yaml
+    assert neuron_names_from_yaml(HPARAMS_DIR.parent / "neurons.yaml") == ["validator", "miner1", "miner2", "miner3"]
