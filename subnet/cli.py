@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 from rich.console import Console
@@ -66,6 +67,14 @@ def cmd_train_sim(args: argparse.Namespace) -> int:
 
     console = Console(stderr=True)
     preset = load_preset(args.preset)
+    if args.diloco_lr is not None or args.diloco_momentum is not None:
+        outer = preset.outer
+        outer = replace(outer, diloco_lr=outer.diloco_lr if args.diloco_lr is None else args.diloco_lr,
+                        diloco_momentum=outer.diloco_momentum if args.diloco_momentum is None
+                        else args.diloco_momentum)
+        for key, message in outer.problems():
+            raise ConfigError(f"--{key.replace('_', '-')}: {message}")
+        preset = replace(preset, outer=outer)
     data_dir = _dataset_for(preset, args.data, console)
     train = TokenDataset(data_dir, "train", preset.model.seq_len)
     val = TokenDataset(data_dir, "val", preset.model.seq_len)
@@ -134,6 +143,9 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--eval-samples", type=int, default=256, help="held-out samples for the loss (default 256)")
     sim.add_argument("--runs", help="comma-separated subset of compressed,diloco,adamw_same_compute,"
                                     "adamw_same_tokens")
+    sim.add_argument("--diloco-lr", type=float, help="override the dense DiLoCo baseline's outer lr (preset: 0.7)")
+    sim.add_argument("--diloco-momentum", type=float,
+                     help="override the DiLoCo baseline's outer Nesterov momentum (preset: 0.9)")
     sim.add_argument("--json", type=Path, help="write results as JSON to this file")
     sim.set_defaults(func=cmd_train_sim)
 
