@@ -154,8 +154,10 @@ def burned_register(ctx: CallContext, p: dict) -> dict:
     if len(neurons) < subnet.max_uids:
         uid = len(neurons)
     else:
-        # Prune the lowest-emission neuron past its immunity period (oldest first on ties).
-        candidates = [n for n in neurons if ctx.block - n.registered_block >= subnet.immunity_period]
+        # Prune the lowest-emission neuron past its immunity period (oldest first on ties); the
+        # owner's hotkey is never pruned (its cut is paid outside incentive, so its emission reads 0).
+        candidates = [n for n in neurons if ctx.block - n.registered_block >= subnet.immunity_period
+                      and n.hotkey != subnet.owner_hotkey]
         if not candidates:
             raise ChainError("subnet_full", f"subnet {netuid} is full and every neuron is still immune")
         victim = min(candidates, key=lambda n: (n.emission, n.registered_block, n.uid))
