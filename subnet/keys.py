@@ -60,11 +60,18 @@ def ss58_encode(public_key: bytes, prefix: int = SS58_PREFIX) -> str:
     return base58_encode(payload + _ss58_checksum(payload))
 
 
+MAX_SS58_CHARS = 50
+
+
 def ss58_decode(address: str, prefix: int | None = SS58_PREFIX) -> bytes:
     """Public key of an SS58 address. Checks length, prefix (unless ``prefix`` is None)
     and checksum, and raises ValueError naming what is wrong."""
     if not isinstance(address, str) or not address:
         raise ValueError("SS58 address must be a non-empty string")
+    # 35 bytes in base58 is at most 48 characters; checking first keeps hostile input cheap
+    # (base58 decoding is quadratic in the length).
+    if len(address) > MAX_SS58_CHARS:
+        raise ValueError(f"SS58 address is {len(address)} characters, at most {MAX_SS58_CHARS}")
     raw = base58_decode(address)
     expected_length = 1 + PUBLIC_KEY_BYTES + _SS58_CHECKSUM_BYTES
     if len(raw) != expected_length:

@@ -210,3 +210,23 @@ class TestRejections:
             for name, shape in self.shapes.items():  # accepted only if still well-formed
                 assert decoded[name].shape == shape and torch.isfinite(decoded[name]).all()
         assert reasons  # most flips are caught with a reason
+
+
+def test_impossible_stream_lengths_are_refused_before_arithmetic():
+    """unary_bits near 2**63 would wrap the byte-length sums; it must be refused as such."""
+    from safetensors.numpy import load as st_load
+    from safetensors.numpy import save as st_save
+    import json as _json
+    import struct
+
+    codec = CompressionConfig(tile=8, topk=2)
+    shapes = {f"p{i}": (8, 8) for i in range(16)}
+    packet, _ = encode_tensors({n: torch.randn(s) for n, s in shapes.items()}, codec)
+    wire = packet_to_bytes(packet)
+    (header_len,) = struct.unpack("<Q", wire[:8])
+    metadata = _json.loads(wire[8:8 + header_len])["__metadata__"]
+    arrays = st_load(wire)
+    arrays["unary_bits"] = np.full(16, 2**63 - 1, dtype=np.int64)
+    with pytest.raises(CodecError) as err:
+        packet_from_bytes(st_save(arrays, metadata=metadata), shapes, codec)
+    assert err.value.reason == "bad_indices"

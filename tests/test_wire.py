@@ -327,13 +327,16 @@ def run_fuzz(setup, count: int, seed: int, marker: str) -> dict:
     crashes, changed_accepted, wrong_reason = [], 0, []
     for _ in range(count):
         if rng.random() < 0.25:
+            # The attacker's own validly signed objects: read without an expected hotkey, so that
+            # they reach the deep checks instead of stopping at wrong_hotkey.
             expected, mutated, extra = _structural_mutants(setup, attacker, rng)
-            hotkey = attacker.address
+            hotkey = None
         else:
             kind, mutated = _unsigned_mutation(data, rng, marker)
-            expected, extra, hotkey = None, {}, setup[4].address
+            expected, extra = None, {}
+            hotkey = setup[4].address if rng.random() < 0.5 else None  # half as a validator reads them
         try:
-            gradient = _decode(setup, mutated, hotkey=None, **extra)
+            gradient = _decode(setup, mutated, hotkey=hotkey, **extra)
             gradient.dense()
             if mutated != data:
                 changed_accepted += 1
@@ -343,7 +346,6 @@ def run_fuzz(setup, count: int, seed: int, marker: str) -> dict:
                 wrong_reason.append((expected, exc.reason))
         except Exception as exc:  # any other exception is a crash of the reader
             crashes.append(repr(exc))
-        del hotkey
     return {"count": count, "crashes": crashes, "changed_accepted": changed_accepted,
             "wrong_reason": wrong_reason, "reasons": dict(reasons)}
 

@@ -4,15 +4,19 @@ Envelope (JSON): {"call": NAME, "params": {...}, "signer": SS58, "nonce": INT, "
 The signature is ed25519 over `call_message(...)`: canonical JSON of call, params, signer, nonce and the
 chain's genesis hash (so a call cannot be replayed on another chain). The nonce must exceed the
 signer's last one (no replay); resending the very same envelope returns the first answer instead of
-applying it twice. Every check runs before any write, and node.py runs each call in one transaction,
-so a rejected call changes nothing.
+applying it twice. node.py runs each call in one transaction: a call rejected before its signature
+and nonce check out changes nothing at all; a signed call that its handler rejects changes nothing
+but spend its nonce (as on Substrate), so the envelope cannot be replayed once it would succeed.
 """
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+
+import numpy as np
 
 from amm.pool import Pool, PoolError
 from subnet.chain.genesis import ChainParams
@@ -61,7 +65,7 @@ def parse_envelope(body: object) -> Envelope:
     if not isinstance(params, dict):
         raise ChainError("malformed", "params must be an object")
     if not isinstance(signer, str) or not is_valid_address(signer):
-        raise ChainError("bad_address", f"signer {signer!r} is not an SS58 address")
+        raise ChainError("bad_address", f"signer {str(signer)[:60]!r} is not an SS58 address")
     if not isinstance(nonce, int) or isinstance(nonce, bool) or not 0 < nonce <= MAX_NONCE:
         raise ChainError("bad_nonce", "nonce must be an integer in [1, 2^63)")
     if not isinstance(signature, str) or not _HEX_SIGNATURE.match(signature):
@@ -96,7 +100,7 @@ def _int(params: dict, key: str, low: int = 0, high: int = MAX_NONCE) -> int:
 def _address(params: dict, key: str) -> str:
     value = params[key]
     if not isinstance(value, str) or not is_valid_address(value):
-        raise ChainError("bad_address", f"{key} {value!r} is not an SS58 address")
+        raise ChainError("bad_address", f"{key} {str(value)[:60]!r} is not an SS58 address")
     return value
 
 
@@ -108,11 +112,15 @@ class CallContext:
     signer: str
 
 
-def _subnet(ctx: CallContext, netuid: int) -> SubnetRow:
-    subnet = ctx.store.subnet(netuid)
+def require_subnet(store: Store, netuid: int) -> SubnetRow:
+    subnet = store.subnet(netuid)
     if subnet is None:
         raise ChainError("unknown_subnet", f"subnet {netuid} does not exist", 404)
     return subnet
+
+
+def _subnet(ctx: CallContext, netuid: int) -> SubnetRow:
+    return require_subnet(ctx.store, netuid)
 
 
 def _registered(ctx: CallContext, netuid: int, hotkey: str) -> NeuronRow:
@@ -163,10 +171,11 @@ def burned_register(ctx: CallContext, p: dict) -> dict:
         victim = min(candidates, key=lambda n: (n.emission, n.registered_block, n.uid))
         uid = victim.uid
         store.clear_weights(netuid, uid)
+        store.clear_commitment(netuid, victim.hotkey)
         bonds = store.bonds(netuid, len(neurons))
         bonds[uid, :] = 0
         bonds[:, uid] = 0
-        store.set_bonds(netuid, bonds)
+        store.set_bonds(netuid, bonds.astype(np.uint16))
     _debit(ctx, subnet.burn)
     store.set_meta("total_issuance", store.get_int("total_issuance") - subnet.burn)
     store.set_hotkey_owner(hotkey, ctx.signer)
@@ -241,8 +250,8 @@ def _quote(p: dict, amount: int, quote, quote_limit):
 
 def _price(p: dict) -> float:
     value = p["limit_price"]
-    if not isinstance(value, (int, float)) or isinstance(value, bool) or not value > 0:
-        raise ChainError("bad_params", f"limit_price must be a positive number, got {value!r}")
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0 < value < math.inf:
+        raise ChainError("bad_params", f"limit_price must be a positive finite number, got {value!r}")
     return float(value)
 
 

@@ -15,7 +15,8 @@ def run_chain(args: argparse.Namespace) -> int:
 
     params, file_block_time = (load_chain_params(args.genesis, args.wallet_dir) if args.genesis
                                else (ChainParams(), None))
-    block_time = args.block_time if args.block_time is not None else (file_block_time or 1.0)
+    block_time = args.block_time if args.block_time is not None else (
+        1.0 if file_block_time is None else file_block_time)
     if block_time < 0:
         raise ValueError("--block-time must be >= 0")
     args.db.parent.mkdir(parents=True, exist_ok=True)

@@ -147,12 +147,20 @@ class ChainClient:
             self._genesis_hash = (await self.head())["genesis_hash"]
         lock = self._locks.setdefault(signer.address, asyncio.Lock())
         async with lock:  # one signer's calls leave in nonce order
-            nonce = max(time.time_ns(), self._nonces.get(signer.address, 0) + 1)
-            self._nonces[signer.address] = nonce
-            message = call_message(call, params, signer.address, nonce, self._genesis_hash)
-            envelope = {"call": call, "params": params, "signer": signer.address, "nonce": nonce,
-                        "signature": signer.sign(message).hex()}
-            return await self._request("POST", "/call", envelope)
+            for attempt in range(2):
+                nonce = max(time.time_ns(), self._nonces.get(signer.address, 0) + 1)
+                self._nonces[signer.address] = nonce
+                message = call_message(call, params, signer.address, nonce, self._genesis_hash)
+                envelope = {"call": call, "params": params, "signer": signer.address, "nonce": nonce,
+                            "signature": signer.sign(message).hex()}
+                try:
+                    return await self._request("POST", "/call", envelope)
+                except ChainCallError as exc:
+                    if exc.code != "stale_nonce" or attempt:
+                        raise
+                    # Another process (or a clock ahead of ours) used higher nonces: continue after them.
+                    self._nonces[signer.address] = (await self.get_account(signer.address))["nonce"]
+        raise AssertionError("unreachable")
 
     async def transfer(self, coldkey: Keypair, dest: str, amount: int) -> dict:
         return await self._call(coldkey, "transfer", {"dest": dest, "amount": amount})

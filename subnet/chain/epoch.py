@@ -59,8 +59,9 @@ def run_epoch(inp: EpochInputs) -> EpochOutcome:
     active = inp.last_update + inp.activity_cutoff >= inp.block
     stake = np.where(active & permit, inp.stake.astype(np.float64), 0.0)
     weights = inp.weights.astype(np.float64).copy()
-    # Weights set before a uid was (re)registered say nothing about its new owner.
-    outdated = inp.weights_block[:, None] < inp.registered_block[None, :]
+    # Weights set at or before the block a uid was (re)registered say nothing about its new owner
+    # (a call in the same block may have preceded the registration), as subtensor's `updated <= registered`.
+    outdated = inp.weights_block[:, None] <= inp.registered_block[None, :]
     weights[outdated] = 0.0
     bonds = u16_to_proportion(inp.bonds_u16) if inp.yuma3 else inp.bonds_u16.astype(np.float64)
     result = yuma(stake, weights, bonds, kappa=inp.kappa, bond_alpha=inp.bond_alpha,

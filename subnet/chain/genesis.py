@@ -173,4 +173,7 @@ def load_chain_params(path: Path, wallet_dir: Path | None = None) -> tuple[Chain
         raise GenesisError(f"{path}: cannot read: {exc}") from None
     section = (doc or {}).get("chain") if isinstance(doc, dict) else None
     block_time = section.get("block_time") if isinstance(section, dict) else None
+    if block_time is not None and (isinstance(block_time, bool) or not isinstance(block_time, (int, float))
+                                   or not 0 <= block_time < 3600):
+        raise GenesisError(f"{path}: chain.block_time must be a number of seconds in [0, 3600), got {block_time!r}")
     return parse_chain_params(section, str(path), wallet_dir), block_time

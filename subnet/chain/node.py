@@ -16,9 +16,10 @@ from pathlib import Path
 
 import numpy as np
 
-from amm.coinbase import ChainState, Params, Pending, SubnetState, run_block
+from amm.coinbase import ChainState, Params, Pending, SubnetState, epoch_due, run_block
 from amm.pool import Pool
-from subnet.chain.calls import HANDLERS, CallContext, ChainError, check_signature, parse_envelope
+from subnet.chain.calls import (HANDLERS, CallContext, ChainError, check_signature, parse_envelope,
+                                require_subnet)
 from subnet.chain.epoch import EpochInputs, run_epoch, split_payout
 from subnet.chain.genesis import ChainParams
 from subnet.chain.store import NeuronRow, Store, SubnetRow
@@ -29,6 +30,13 @@ STATE_VERSION = "tessera-devchain-v1"
 def genesis_hash(params: ChainParams) -> str:
     doc = json.dumps({"version": STATE_VERSION, "params": asdict(params)}, sort_keys=True, default=str)
     return hashlib.sha256(doc.encode()).hexdigest()
+
+
+def _replayed(stored: dict) -> dict:
+    """The first answer to an envelope sent again: its result, or its error raised again."""
+    if "error" in stored:
+        raise ChainError(stored["error"]["code"], stored["error"]["message"], stored.get("status", 400))
+    return {**stored, "duplicate": True}
 
 
 class ChainNode:
@@ -94,16 +102,24 @@ class ChainNode:
         env = parse_envelope(body)
         check_signature(env, self.genesis_hash)
         s = self.store
+        failure: ChainError | None = None
         with s.transaction():
             _, last_nonce, last_signature, last_result = s.account(env.signer)
             if env.nonce <= last_nonce:
                 if env.nonce == last_nonce and env.signature == last_signature and last_result is not None:
-                    return {**json.loads(last_result), "duplicate": True}
+                    return _replayed(json.loads(last_result))
                 raise ChainError("stale_nonce", f"nonce {env.nonce} is not above the last used {last_nonce}")
             ctx = CallContext(store=s, params=self.params, block=self.block, signer=env.signer)
-            result = HANDLERS[env.call](ctx, env.params)
-            result = {"call": env.call, "block": ctx.block, **result}
+            try:
+                with s.savepoint():
+                    result = {"call": env.call, "block": ctx.block, **HANDLERS[env.call](ctx, env.params)}
+            except ChainError as exc:
+                # The call's own writes are undone, but its nonce is spent (as on Substrate), so the
+                # signed envelope cannot be replayed later once it would succeed.
+                failure, result = exc, {**exc.to_json(), "status": exc.status}
             s.record_call(env.signer, env.nonce, env.signature, json.dumps(result))
+        if failure is not None:
+            raise failure
         return result
 
     # --- blocks -------------------------------------------------------------------------------
@@ -133,12 +149,18 @@ class ChainNode:
                 row.pending_validator = sub.pending.validator
                 row.protocol_alpha, row.alpha_recycled = sub.protocol_alpha, sub.alpha_recycled
             block = self.block + 1
+            payouts = {p.netuid: p for p in result.payouts}
             epochs = []
-            for payout in result.payouts:
-                row = rows[payout.netuid]
-                self._epoch(row, block, payout.owner, payout.miner, payout.validator)
+            # Every due epoch runs, even with nothing to pay (emission off): permits, consensus and
+            # bonds must still move, or nobody on that subnet could ever set weights.
+            for row in rows.values():
+                if not epoch_due(block, row.netuid, row.tempo):
+                    continue
+                p = payouts.pop(row.netuid, None)
+                self._epoch(row, block, *((p.owner, p.miner, p.validator) if p else (0, 0, 0)))
                 row.last_epoch_block = block
-                epochs.append(payout.netuid)
+                epochs.append(row.netuid)
+            assert not payouts, f"payouts for subnets without a due epoch: {sorted(payouts)}"
             for row in rows.values():
                 s.save_subnet(row)
             s.set_meta("total_issuance", result.state.total_issuance)
@@ -189,12 +211,6 @@ class ChainNode:
                                   emission=payout.per_uid[i]))
 
     # --- queries ------------------------------------------------------------------------------
-    def _subnet_or_404(self, netuid: int) -> SubnetRow:
-        row = self.store.subnet(netuid)
-        if row is None:
-            raise ChainError("unknown_subnet", f"subnet {netuid} does not exist", 404)
-        return row
-
     def head(self) -> dict:
         block = self.block
         return {"block": block, "timestamp": self.store.block_timestamp(block), "genesis_hash": self.genesis_hash}
@@ -206,7 +222,7 @@ class ChainNode:
         return {"block": number, "timestamp": ts}
 
     def metagraph(self, netuid: int) -> dict:
-        subnet = self._subnet_or_404(netuid)
+        subnet = require_subnet(self.store, netuid)
         neurons = self.store.neurons(netuid)
         stakes = self.store.hotkey_stakes(netuid)
         block = self.block
@@ -223,17 +239,17 @@ class ChainNode:
         }
 
     def commitments(self, netuid: int) -> dict:
-        self._subnet_or_404(netuid)
+        require_subnet(self.store, netuid)
         return {"netuid": netuid, "commitments": {hk: {"block": b, "data": d}
                                                   for hk, b, d in self.store.commitments(netuid)}}
 
     def weights(self, netuid: int) -> dict:
-        self._subnet_or_404(netuid)
+        require_subnet(self.store, netuid)
         return {"netuid": netuid, "weights": {str(uid): {"block": b, "uids": json.loads(u), "weights": json.loads(v)}
                                               for uid, b, u, v in self.store.weights(netuid)}}
 
     def pool(self, netuid: int) -> dict:
-        r = self._subnet_or_404(netuid)
+        r = require_subnet(self.store, netuid)
         return {"netuid": netuid, "tao": r.pool_tao, "alpha": r.pool_alpha,
                 "price": r.pool_tao / r.pool_alpha if r.pool_alpha else 0.0, "ema_price": r.ema_price,
                 "alpha_issuance": r.alpha_issuance, "protocol_alpha": r.protocol_alpha,

@@ -15,6 +15,18 @@ log = logging.getLogger("tessera.chain")
 MAX_ADVANCE = 100_000
 
 
+def _reject_constant(name: str):
+    raise ValueError(f"{name} is not allowed (amounts and prices are finite)")
+
+
+def parse_body(raw: bytes) -> object:
+    """Strict JSON: NaN/Infinity refused; nesting bombs and bad UTF-8 become a `malformed` error."""
+    try:
+        return json.loads(raw, parse_constant=_reject_constant)
+    except (ValueError, RecursionError) as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        raise ChainError("malformed", f"body is not valid JSON: {str(exc)[:200]}") from None
+
+
 def _error(exc: ChainError) -> web.Response:
     return web.json_response(exc.to_json(), status=exc.status)
 
@@ -43,6 +55,10 @@ async def json_errors(request: web.Request, handler):
             raise
         code = _HTTP_CODES.get(exc.status, f"http_{exc.status}")
         return web.json_response({"error": {"code": code, "message": exc.text or exc.reason}}, status=exc.status)
+    except Exception:
+        log.exception("internal error on %s %s", request.method, request.path)
+        return web.json_response({"error": {"code": "internal", "message": "internal error (see the chain log)"}},
+                                 status=500)
 
 
 def make_app(node: ChainNode, block_time: float) -> web.Application:
@@ -74,11 +90,7 @@ def make_app(node: ChainNode, block_time: float) -> web.Application:
     @routes.post("/call")
     async def call(request: web.Request) -> web.Response:
         try:
-            body = json.loads(await request.read())
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            return _error(ChainError("malformed", f"body is not JSON: {exc}"))
-        try:
-            return web.json_response(node.apply_call(body))
+            return web.json_response(node.apply_call(parse_body(await request.read())))
         except ChainError as exc:
             return _error(exc)
 
@@ -86,12 +98,10 @@ def make_app(node: ChainNode, block_time: float) -> web.Application:
         @routes.post("/dev/advance")
         async def advance(request: web.Request) -> web.Response:
             try:
-                body = json.loads(await request.read() or b"{}")
+                body = parse_body(await request.read() or b"{}")
                 blocks = body.get("blocks", 1) if isinstance(body, dict) else None
                 if not isinstance(blocks, int) or isinstance(blocks, bool) or not 1 <= blocks <= MAX_ADVANCE:
                     raise ChainError("bad_params", f"blocks must be an integer in [1, {MAX_ADVANCE}]")
-            except json.JSONDecodeError as exc:
-                return _error(ChainError("malformed", f"body is not JSON: {exc}"))
             except ChainError as exc:
                 return _error(exc)
             info = {}
@@ -119,9 +129,13 @@ async def _produce_blocks(node: ChainNode, block_time: float) -> None:
     next_at = time.monotonic() + block_time
     while True:
         await asyncio.sleep(max(0.0, next_at - time.monotonic()))
-        info = node.produce_block()
-        if info["epochs"]:
-            log.info("block %d: epoch on subnets %s", info["block"], info["epochs"])
+        try:
+            info = node.produce_block()
+        except Exception:  # the block's transaction rolled back; try again at the next slot
+            log.exception("block production failed; retrying at the next block time")
+        else:
+            if info["epochs"]:
+                log.info("block %d: epoch on subnets %s", info["block"], info["epochs"])
         next_at += block_time
         if next_at < time.monotonic():  # fell behind by more than a block: resync, don't burst
             next_at = time.monotonic() + block_time

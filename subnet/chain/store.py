@@ -134,10 +134,23 @@ class Store:
         self.db.execute("BEGIN IMMEDIATE")
         try:
             yield
+            self.db.execute("COMMIT")
         except BaseException:
-            self.db.execute("ROLLBACK")
+            if self.db.in_transaction:  # sqlite may already have rolled back on its own
+                self.db.execute("ROLLBACK")
             raise
-        self.db.execute("COMMIT")
+
+    @contextmanager
+    def savepoint(self) -> Iterator[None]:
+        """A nested scope inside a transaction: on error only its own writes are undone."""
+        self.db.execute("SAVEPOINT nested")
+        try:
+            yield
+        except BaseException:
+            self.db.execute("ROLLBACK TO nested")
+            self.db.execute("RELEASE nested")
+            raise
+        self.db.execute("RELEASE nested")
 
     # --- meta ---------------------------------------------------------------------------------
     def get_meta(self, key: str, default: str | None = None) -> str | None:
@@ -272,6 +285,9 @@ class Store:
 
     def commit(self, netuid: int, hotkey: str, block: int, data: str) -> None:
         self.db.execute("INSERT OR REPLACE INTO commitments VALUES (?, ?, ?, ?)", (netuid, hotkey, block, data))
+
+    def clear_commitment(self, netuid: int, hotkey: str) -> None:
+        self.db.execute("DELETE FROM commitments WHERE netuid = ? AND hotkey = ?", (netuid, hotkey))
 
     def commitments(self, netuid: int) -> list[tuple[str, int, str]]:
         return self.db.execute("SELECT hotkey, block, data FROM commitments WHERE netuid = ? ORDER BY hotkey",

@@ -265,7 +265,10 @@ def packet_from_bytes(data: bytes, shapes: dict[str, tuple[int, ...]], codec: Co
 
     layouts = layouts_for(shapes, codec)
     kept = np.array([layouts[n].num_kept for n in shapes], dtype=np.int64)
-    if (unary_bits < kept).any() or (rice > 16).any():
+    numel = np.array([layouts[n].numel for n in shapes], dtype=np.int64)
+    # k gaps per chunk sum to at most chunk_size - k, so a valid unary stream has at most numel bits;
+    # checking this first also keeps the length arithmetic below from overflowing.
+    if (unary_bits < kept).any() or (unary_bits > numel).any() or (rice > 16).any():
         raise CodecError("bad_indices", "stream lengths are impossible for the expected k")
     unary_len = (unary_bits + 7) // 8
     remainder_len = (kept * rice + 7) // 8

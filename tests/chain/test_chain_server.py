@@ -17,8 +17,10 @@ def run(coro):
 
 
 async def snapshot(client: ChainClient, addresses: list[str]) -> dict:
+    """All chain state these tests can touch, except nonces (a rejected signed call spends its nonce)."""
+    accounts = [await client.get_account(a) for a in addresses]
     return {"audit": await client.audit(), "metagraph": (await client.metagraph(1)).__dict__,
-            "accounts": [await client.get_account(a) for a in addresses],
+            "accounts": [{k: v for k, v in acc.items() if k != "nonce"} for acc in accounts],
             "commitments": await client.get_all_commitments(1), "pool": await client.get_pool(1),
             "block": await client.get_current_block()}
 
@@ -146,6 +148,44 @@ def test_malformed_forged_and_replayed_calls(chain, actors):
     assert body["error"]["code"] == "stale_nonce" and balance(cold.address) == start - TAO
     status, body = post(chain.url, b"x" * (70 * 1024))
     assert status == 413 and body["error"]["code"] == "too_large"
+    for hostile in (b"[" * 30000, b'{"call": NaN}', b"\xff\xfe"):  # nesting bomb, non-finite, bad UTF-8
+        status, body = post(chain.url, hostile)
+        assert status == 400 and body["error"]["code"] == "malformed"
+    long_signer = {**envelope(20), "signer": "5" * 60000}
+    status, body = post(chain.url, json.dumps(long_signer).encode())
+    assert body["error"]["code"] == "bad_address" and len(body["error"]["message"]) < 200
+
+
+def test_rejected_envelope_cannot_be_replayed_later(chain, actors):
+    from subnet.chain.calls import call_message
+
+    genesis = json.loads(urllib.request.urlopen(chain.url + "/head").read())["genesis_hash"]
+    poor, rich = actors.miners_cold[0], actors.validator_cold
+    params = {"dest": rich.address, "amount": 80 * TAO}  # more than the 50 TAO it holds
+    sig = poor.sign(call_message("transfer", params, poor.address, 7, genesis)).hex()
+    envelope = json.dumps({"call": "transfer", "params": params, "signer": poor.address, "nonce": 7,
+                           "signature": sig}).encode()
+    assert post(chain.url, envelope)[1]["error"]["code"] == "insufficient_balance"
+
+    async def fund():
+        async with ChainClient(chain.url) as client:
+            await client.transfer(rich, poor.address, 100 * TAO)  # now it could pay
+            return await client.get_balance(poor.address)
+    funded = run(fund())
+    status, body = post(chain.url, envelope)  # the same envelope: its first answer, not a transfer
+    assert body["error"]["code"] == "insufficient_balance"
+    assert json.loads(urllib.request.urlopen(f"{chain.url}/accounts/{poor.address}").read())["balance"] == funded
+
+
+def test_client_resyncs_its_nonce_after_another_writer(chain, actors):
+    async def scenario():
+        async with ChainClient(chain.url) as first, ChainClient(chain.url) as second:
+            cold = actors.miners_cold[0]
+            first._nonces[cold.address] = 2**62  # a writer far ahead (another process, a fast clock)
+            await first.transfer(cold, actors.miners_cold[1].address, TAO)
+            await second.transfer(cold, actors.miners_cold[1].address, TAO)  # stale at first, then resynced
+            return await second.get_balance(actors.miners_cold[1].address)
+    assert run(scenario()) == 52 * TAO
 
 
 def test_dev_advance_exists_only_in_dev_mode(tmp_path, actors):

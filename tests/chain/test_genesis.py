@@ -53,3 +53,12 @@ def test_unknown_model_and_key():
 def test_shipped_neurons_yaml_names_storage_buckets():
     from subnet.storage.cli import neuron_names_from_yaml
     assert neuron_names_from_yaml(HPARAMS_DIR.parent / "neurons.yaml") == ["validator", "miner1", "miner2", "miner3"]
+
+
+def test_block_time_zero_in_file_is_dev_mode_and_checked(tmp_path):
+    path = tmp_path / "g.yaml"
+    path.write_text("chain:\n  block_time: 0\n")
+    assert load_chain_params(path)[1] == 0
+    path.write_text("chain:\n  block_time: fast\n")
+    with pytest.raises(GenesisError, match="block_time"):
+        load_chain_params(path)

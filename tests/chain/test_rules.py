@@ -24,9 +24,11 @@ def make_chain(tmp_path, **subnet):
     return node, Signer(node), cold, hot
 
 
-def advance_to_epoch(node):
-    while not node.produce_block()["epochs"]:
-        pass
+def advance_to_epoch(node, limit: int = 100):
+    for _ in range(limit):
+        if node.produce_block()["epochs"]:
+            return
+    raise AssertionError(f"no epoch in {limit} blocks")
 
 
 def test_full_subnet_prunes_lowest_emission_non_immune(tmp_path):
@@ -75,3 +77,31 @@ def test_permits_go_to_top_stake_and_inactive_validators_are_ignored(tmp_path):
     # inactive stake adds no new bonds, so the quiet validator's share of dividends decays (as in subtensor)
     assert all(b < a for a, b in zip(shares, shares[1:]))
     assert node.store.neurons(1)[2].last_update + 6 < node.block
+
+
+def test_weights_set_in_the_registration_block_do_not_carry_over(tmp_path):
+    node, s, cold, hot = make_chain(tmp_path, immunity_period=1)
+    for i in range(3):
+        s.call(cold[i], "burned_register", netuid=1, hotkey=hot[i].address)
+    s.call(cold[0], "add_stake", netuid=1, hotkey=hot[0].address, amount=20 * TAO)
+    s.call(hot[2], "commit", netuid=1, data="bucket of uid 3")
+    advance_to_epoch(node)
+    s.call(hot[0], "set_weights", netuid=1, uids=[2], weights=[65535])
+    for _ in range(8):
+        node.produce_block()
+    # same block: the validator weights uid 3, then uid 3 is pruned and taken by a newcomer
+    s.call(hot[0], "set_weights", netuid=1, uids=[3], weights=[65535])
+    assert s.call(cold[4], "burned_register", netuid=1, hotkey=hot[4].address)["uid"] == 3
+    assert hot[2].address not in dict((h, d) for h, _, d in node.store.commitments(1))  # pruned: gone
+    advance_to_epoch(node)
+    assert node.store.neurons(1)[3].incentive == 0  # the old weights say nothing about the newcomer
+
+
+def test_epochs_run_without_emission(tmp_path):
+    node, s, cold, hot = make_chain(tmp_path, emission_enabled=False)
+    s.call(cold[0], "burned_register", netuid=1, hotkey=hot[0].address)
+    s.call(cold[0], "add_stake", netuid=1, hotkey=hot[0].address, amount=10 * TAO)
+    advance_to_epoch(node)
+    assert node.store.neurons(1)[1].validator_permit  # so it can set weights on this subnet
+    s.call(hot[0], "set_weights", netuid=1, uids=[0], weights=[1])
+    assert node.audit()["ok"]
