@@ -144,7 +144,39 @@ def prepare_dataset(out_dir: Path, corpus: Path | None = None, vocab_size: int =
                          train_tokens=total["train"], val_tokens=total["val"], shards=len(shards))
 
 
-class TokenDataset:
+class SampleSource:
+    """Fixed-length samples (seq_len + 1 tokens) over a split's shards, in order, never crossing a
+    shard boundary. Subclasses set `seq_len`, call `_index(token_counts)` and say how to read tokens."""
+
+    seq_len: int
+    num_samples: int
+    _starts: np.ndarray
+
+    def _index(self, token_counts: list[int]) -> None:
+        counts = [max(0, (tokens - 1) // self.seq_len) for tokens in token_counts]
+        self._starts = np.concatenate([[0], np.cumsum(counts)])
+        self.num_samples = int(self._starts[-1])
+
+    def _read(self, shard: int, first: int, count: int) -> np.ndarray:
+        """`count` int64 token ids of shard number `shard` from token `first` on."""
+        raise NotImplementedError
+
+    def batches(self, sample_ids: np.ndarray, batch_size: int) -> list[torch.Tensor]:
+        """Consecutive batches of the given samples, in order: how a miner consumes its window."""
+        return [self.batch(sample_ids[i:i + batch_size]) for i in range(0, len(sample_ids), batch_size)]
+
+    def batch(self, sample_ids: Iterable[int]) -> torch.Tensor:
+        """(len(ids), seq_len + 1) int64 token ids."""
+        ids = np.asarray(list(sample_ids), dtype=np.int64)
+        if ids.size and (ids.min() < 0 or ids.max() >= self.num_samples):
+            raise IndexError(f"sample id out of range [0, {self.num_samples})")
+        shard_of = np.searchsorted(self._starts, ids, side="right") - 1
+        rows = [self._read(int(shard), int(sid - self._starts[shard]) * self.seq_len, self.seq_len + 1)
+                for sid, shard in zip(ids, shard_of)]
+        return torch.from_numpy(np.stack(rows)) if rows else torch.zeros(0, self.seq_len + 1, dtype=torch.int64)
+
+
+class TokenDataset(SampleSource):
     """Fixed-length samples of one split of a prepared dataset, verified against the manifest."""
 
     def __init__(self, data_dir: Path, split: str, seq_len: int, verify: bool = True):
@@ -158,7 +190,6 @@ class TokenDataset:
         self.vocab_size = int(manifest["vocab_size"])
         self.seq_len = seq_len
         self._shards: list[np.ndarray] = []
-        counts = []
         for entry in manifest["shards"]:
             if entry["split"] != split:
                 continue
@@ -167,28 +198,12 @@ class TokenDataset:
                 raise DataError(f"{path}: shard listed in the manifest is missing")
             if verify and sha256_file(path) != entry["sha256"]:
                 raise DataError(f"{path}: sha256 does not match the manifest (corrupt or changed shard)")
-            tokens = np.load(path, mmap_mode="r", allow_pickle=False)
-            self._shards.append(tokens)
-            counts.append(max(0, (tokens.size - 1) // seq_len))
+            self._shards.append(np.load(path, mmap_mode="r", allow_pickle=False))
         if not self._shards:
             raise DataError(f"{self.data_dir}: no '{split}' shards in the manifest")
-        self._starts = np.concatenate([[0], np.cumsum(counts)])
-        self.num_samples = int(self._starts[-1])
+        self._index([tokens.size for tokens in self._shards])
         if self.num_samples == 0:
             raise DataError(f"{self.data_dir}: '{split}' split is shorter than one sample of {seq_len + 1} tokens")
 
-    def batches(self, sample_ids: np.ndarray, batch_size: int) -> list[torch.Tensor]:
-        """Consecutive batches of the given samples, in order: how a miner consumes its window."""
-        return [self.batch(sample_ids[i:i + batch_size]) for i in range(0, len(sample_ids), batch_size)]
-
-    def batch(self, sample_ids: Iterable[int]) -> torch.Tensor:
-        """(len(ids), seq_len + 1) int64 token ids."""
-        ids = np.asarray(list(sample_ids), dtype=np.int64)
-        if ids.size and (ids.min() < 0 or ids.max() >= self.num_samples):
-            raise IndexError(f"sample id out of range [0, {self.num_samples})")
-        shard_of = np.searchsorted(self._starts, ids, side="right") - 1
-        rows = []
-        for sid, shard in zip(ids, shard_of):
-            first = (sid - self._starts[shard]) * self.seq_len
-            rows.append(np.asarray(self._shards[shard][first:first + self.seq_len + 1], dtype=np.int64))
-        return torch.from_numpy(np.stack(rows)) if rows else torch.zeros(0, self.seq_len + 1, dtype=torch.int64)
+    def _read(self, shard: int, first: int, count: int) -> np.ndarray:
+        return np.asarray(self._shards[shard][first:first + count], dtype=np.int64)

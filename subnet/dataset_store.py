@@ -17,14 +17,12 @@ import json
 import os
 import re
 import tempfile
-from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
 
-from subnet.data import MANIFEST_FORMAT, DataError
+from subnet.data import MANIFEST_FORMAT, DataError, SampleSource
 from subnet.keys import Keypair
 from subnet.storage.client import StorageClient
 from subnet.wire import WIRE_VERSION, sha256_hex, sign_json, verify_json
@@ -151,7 +149,7 @@ def _npy_layout(head: bytes, file: str) -> tuple[int, int]:
     return start + header_len, int(header["shape"][0])
 
 
-class RemoteTokenDataset:
+class RemoteTokenDataset(SampleSource):
     """`TokenDataset` over a dataset bucket: same samples, fetched block by block."""
 
     def __init__(self, client: StorageClient, bucket: str, name: str, split: str, seq_len: int,
@@ -169,7 +167,6 @@ class RemoteTokenDataset:
         self.vocab_size = int(manifest["vocab_size"])
         self.seq_len = seq_len
         self._shards: list[_Shard] = []
-        counts = []
         for entry in manifest["shards"]:
             if entry["split"] != split:
                 continue
@@ -181,22 +178,11 @@ class RemoteTokenDataset:
             if tokens != entry["tokens"] or offset + 2 * tokens != files[file]["size"]:
                 raise DataError(f"dataset {name!r}: shard {file} size disagrees with the manifest")
             self._shards.append(_Shard(file, offset, tokens))
-            counts.append(max(0, (tokens - 1) // seq_len))
         if not self._shards:
             raise DataError(f"dataset {name!r} has no '{split}' shards")
-        self._starts = np.concatenate([[0], np.cumsum(counts)])
-        self.num_samples = int(self._starts[-1])
+        self._index([shard.tokens for shard in self._shards])
 
-    def batch(self, sample_ids: Iterable[int]) -> torch.Tensor:
-        """(len(ids), seq_len + 1) int64 token ids, as `TokenDataset.batch`."""
-        ids = np.asarray(list(sample_ids), dtype=np.int64)
-        if ids.size and (ids.min() < 0 or ids.max() >= self.num_samples):
-            raise IndexError(f"sample id out of range [0, {self.num_samples})")
-        shard_of = np.searchsorted(self._starts, ids, side="right") - 1
-        rows = []
-        for sid, number in zip(ids, shard_of):
-            shard = self._shards[number]
-            first = int(sid - self._starts[number]) * self.seq_len
-            raw = self.cache.read(shard.file, shard.data_offset + 2 * first, 2 * (self.seq_len + 1))
-            rows.append(np.frombuffer(raw, dtype="<u2").astype(np.int64))
-        return torch.from_numpy(np.stack(rows)) if rows else torch.zeros(0, self.seq_len + 1, dtype=torch.int64)
+    def _read(self, shard: int, first: int, count: int) -> np.ndarray:
+        entry = self._shards[shard]
+        raw = self.cache.read(entry.file, entry.data_offset + 2 * first, 2 * count)
+        return np.frombuffer(raw, dtype="<u2").astype(np.int64)

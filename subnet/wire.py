@@ -40,6 +40,7 @@ import json
 import math
 import re
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -193,6 +194,22 @@ def _check_tensor_entries(header: dict, data_len: int) -> None:
         raise WireError("bad_tensor_entry", f"tensors cover {position} of {data_len} data bytes")
 
 
+def _check_signer(hotkey: object, signature: object, expected_hotkey: str | None, what: str,
+                  digest: Callable[[], bytes]) -> None:
+    """Signature checks shared by signed safetensors and signed JSON, cheapest first: presence, hex
+    form, address form, expected author, then ed25519 over `digest()`."""
+    if not isinstance(hotkey, str) or not isinstance(signature, str):
+        raise WireError("unsigned", f"{what} carries no hotkey or no signature")
+    if not _SIGNATURE_HEX.fullmatch(signature):
+        raise WireError("bad_signature_format", "signature must be 128 lowercase hex digits")
+    if not is_valid_address(hotkey):
+        raise WireError("bad_hotkey", f"hotkey {hotkey[:60]!r} is not a valid SS58 address")
+    if expected_hotkey is not None and hotkey != expected_hotkey:
+        raise WireError("wrong_hotkey", f"signed by {hotkey}, expected {expected_hotkey}")
+    if not verify_address(hotkey, digest(), bytes.fromhex(signature)):
+        raise WireError("bad_signature", f"signature does not verify for hotkey {hotkey}")
+
+
 def verify_safetensors(data: bytes, max_bytes: int, max_header_bytes: int,
                        expected_hotkey: str | None = None) -> SignedObject:
     """Parse a signed safetensors object under strict limits and check its signature."""
@@ -215,19 +232,11 @@ def verify_safetensors(data: bytes, max_bytes: int, max_header_bytes: int,
     expected = _canonical_of_untrusted(header)
     if raw_header != expected + b" " * (-len(expected) % 8):
         raise WireError("non_canonical_header", "header is not in canonical form")
-    hotkey, signature = metadata.get("hotkey"), metadata.get("signature")
-    if hotkey is None or signature is None:
-        raise WireError("unsigned", "object carries no hotkey or no signature")
-    if not _SIGNATURE_HEX.fullmatch(signature):
-        raise WireError("bad_signature_format", "signature must be 128 lowercase hex digits")
-    if not is_valid_address(hotkey):
-        raise WireError("bad_hotkey", f"hotkey {hotkey[:60]!r} is not a valid SS58 address")
-    if expected_hotkey is not None and hotkey != expected_hotkey:
-        raise WireError("wrong_hotkey", f"signed by {hotkey}, expected {expected_hotkey}")
+    hotkey = metadata.get("hotkey")
     data_start = 8 + header_len
     data_section = memoryview(data)[data_start:]
-    if not verify_address(hotkey, _signed_digest(header, data_section), bytes.fromhex(signature)):
-        raise WireError("bad_signature", f"signature does not verify for hotkey {hotkey}")
+    _check_signer(hotkey, metadata.get("signature"), expected_hotkey, "object",
+                  lambda: _signed_digest(header, data_section))
     _check_tensor_entries(header, len(data) - data_start)
     return SignedObject(header=header, metadata=metadata, data_start=data_start,
                         sha256=sha256_hex(data), hotkey=hotkey)
@@ -253,18 +262,9 @@ def verify_json(data: bytes, max_bytes: int = MAX_JSON_BYTES, expected_hotkey: s
         raise WireError("bad_header", "document is not a JSON object")
     if bytes(data) != _canonical_of_untrusted(document):
         raise WireError("non_canonical_header", "document is not in canonical form")
-    hotkey, signature = document.get("hotkey"), document.get("signature")
-    if not isinstance(hotkey, str) or not isinstance(signature, str):
-        raise WireError("unsigned", "document carries no hotkey or no signature")
-    if not _SIGNATURE_HEX.fullmatch(signature):
-        raise WireError("bad_signature_format", "signature must be 128 lowercase hex digits")
-    if not is_valid_address(hotkey):
-        raise WireError("bad_hotkey", f"hotkey {hotkey[:60]!r} is not a valid SS58 address")
-    if expected_hotkey is not None and hotkey != expected_hotkey:
-        raise WireError("wrong_hotkey", f"signed by {hotkey}, expected {expected_hotkey}")
     body = {k: v for k, v in document.items() if k != "signature"}
-    if not verify_address(hotkey, hashlib.sha256(canonical_json(body)).digest(), bytes.fromhex(signature)):
-        raise WireError("bad_signature", f"signature does not verify for hotkey {hotkey}")
+    _check_signer(document.get("hotkey"), document.get("signature"), expected_hotkey, "document",
+                  lambda: hashlib.sha256(canonical_json(body)).digest())
     if document.get("wire_format") != WIRE_VERSION:
         raise WireError("wrong_version", f"wire_format {document.get('wire_format')!r}, expected {WIRE_VERSION!r}")
     if expected_kind is not None and document.get("kind") != expected_kind:
