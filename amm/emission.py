@@ -46,28 +46,29 @@ def next_halving_issuance(total_issuance: int, total_supply: int = TOTAL_SUPPLY_
     return total_supply - (total_supply >> (k + 1))
 
 
-def block_emission_array(issuance: np.ndarray, total_supply: int = TOTAL_SUPPLY_RAO,
-                         base: int = RAO_PER_TAO) -> np.ndarray:
-    """`block_emission` over an array of issuances (int64 or whole-rao float64), as int64."""
-    remaining = total_supply - np.asarray(issuance, dtype=np.int64)
+def _halvings_array(remaining: np.ndarray, total_supply: int) -> np.ndarray:
+    """Halvings so far per entry: the number of j >= 1 with remaining <= total_supply >> j."""
     k = np.zeros(remaining.shape, dtype=np.int64)
     for j in range(1, 64):
         threshold = total_supply >> j
         if threshold == 0:
             break
         k += remaining <= threshold
+    return k
+
+
+def block_emission_array(issuance: np.ndarray, total_supply: int = TOTAL_SUPPLY_RAO,
+                         base: int = RAO_PER_TAO) -> np.ndarray:
+    """`block_emission` over an array of issuances (int64 or whole-rao float64), as int64."""
+    remaining = total_supply - np.asarray(issuance, dtype=np.int64)
+    k = _halvings_array(remaining, total_supply)
     emission = np.right_shift(np.int64(base), np.minimum(k, 62))
     return np.where(remaining > 0, emission, 0).astype(np.int64)
 
 
 def next_halving_issuance_array(issuance: np.ndarray, total_supply: int = TOTAL_SUPPLY_RAO) -> np.ndarray:
     remaining = total_supply - np.asarray(issuance, dtype=np.int64)
-    k = np.zeros(remaining.shape, dtype=np.int64)
-    for j in range(1, 64):
-        threshold = total_supply >> j
-        if threshold == 0:
-            break
-        k += remaining <= threshold
+    k = _halvings_array(remaining, total_supply)
     nxt = total_supply - np.right_shift(np.int64(total_supply), np.minimum(k + 1, 62))
     return np.where(remaining > 0, nxt, total_supply).astype(np.int64)
 
@@ -78,12 +79,7 @@ def emission_step_array(issuance: np.ndarray, total_supply: int = TOTAL_SUPPLY_R
     so a caller only has to recompute it when issuance leaves that interval."""
     issuance = np.asarray(issuance, dtype=np.int64)
     remaining = total_supply - issuance
-    k = np.zeros(remaining.shape, dtype=np.int64)
-    for j in range(1, 64):
-        threshold = total_supply >> j
-        if threshold == 0:
-            break
-        k += remaining <= threshold
+    k = _halvings_array(remaining, total_supply)
     k = np.minimum(k, 62)
     exhausted = remaining <= 0
     emission = np.where(exhausted, 0, np.right_shift(np.int64(base), k))
