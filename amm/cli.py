@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 
@@ -17,12 +18,41 @@ from amm.shares import MODELS
 from amm.simulate import run_vectorised
 
 
+PIPE_CLOSED = 141  # 128 + SIGPIPE: what a shell reports for a program its closed output pipe stopped
+
+
+class StdoutConsole(Console):
+    """rich's Console on stdout, except that a closed pipe is left to main, which stops the same way
+    whatever wrote last (rich alone would exit with 1)."""
+
+    def on_broken_pipe(self) -> None:
+        raise BrokenPipeError
+
+
+class OneLineUsageParser(argparse.ArgumentParser):
+    """A usage error is one line as well, ``PROG: error: ...``, pointing at --help rather than
+    printing the usage (subcommand parsers inherit the class)."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog.split()[0]}: error: {message} (see `{self.prog} --help`)\n")
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="amm", description="Dynamic-TAO economics simulator.")
+    parser = OneLineUsageParser(prog="amm", description="Dynamic-TAO economics simulator.")
     sub = parser.add_subparsers(dest="command", required=True)
     sim = sub.add_parser("simulate", help="run a scenario and report prices, emission and payouts")
     sim.add_argument("scenario", help="scenario YAML file, or the name of a shipped one (see `amm scenarios`)")
-    sim.add_argument("--blocks", type=int, help="horizon in blocks (default: the scenario's)")
+    sim.add_argument("--blocks", type=positive_int, help="horizon in blocks (default: the scenario's)")
     sim.add_argument("--model", choices=MODELS, help="subnet share model (default: the scenario's)")
     sim.add_argument("--seed", type=int, help="seed of the stochastic traders (default: the scenario's)")
     sim.add_argument("--json", metavar="OUT", help="write the results (and time series) as JSON")
@@ -35,28 +65,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    # rich wraps at 80 columns when not on a terminal; the table needs more
-    console = Console(width=None if sys.stdout.isatty() else 160)
-    if args.command == "scenarios":
-        for name, path in sorted(bundled_scenarios().items()):
-            try:
-                desc = " ".join(load_scenario(path).description.split())
-            except ScenarioError as exc:
-                desc = f"(invalid: {exc})"
-            console.print(f"[bold]{name}[/bold]  {path}\n    {desc}")
-        return 0
+def list_scenarios(console: Console) -> int:
+    for name, path in sorted(bundled_scenarios().items()):
+        try:
+            desc = " ".join(load_scenario(path).description.split())
+        except ScenarioError as exc:
+            desc = f"(invalid: {exc})"
+        console.print(f"[bold]{name}[/bold]  {path}\n    {desc}")
+    return 0
 
-    try:
-        scenario = load_scenario(args.scenario)
-        if args.blocks is not None and args.blocks < 1:
-            raise ScenarioError("--blocks must be >= 1")
-        plan = compile_plan(scenario, blocks=args.blocks, model=args.model, seed=args.seed)
-    except (ScenarioError, OSError) as exc:
-        print(f"amm: {exc}", file=sys.stderr)
-        return 2
 
+def simulate(args: argparse.Namespace, console: Console) -> int:
+    scenario = load_scenario(args.scenario)
+    plan = compile_plan(scenario, blocks=args.blocks, model=args.model, seed=args.seed)
     started = time.perf_counter()
     if args.engine == "reference":
         result = run_reference(plan, audit_every=plan.record_every)
@@ -81,6 +102,27 @@ def main(argv: list[str] | None = None) -> int:
     if args.plot:
         write_plot(result, args.plot)
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Runs a command; an expected failure is one line `amm: error: ...` (2: a bad scenario, 1: a
+    file that cannot be read or written), anything else a bug with its traceback."""
+    args = build_parser().parse_args(argv)
+    # rich wraps at 80 columns when not on a terminal; the table needs more
+    console = StdoutConsole(width=None if sys.stdout.isatty() else 160)
+    try:
+        code = list_scenarios(console) if args.command == "scenarios" else simulate(args, console)
+        sys.stdout.flush()  # a closed pipe surfaces here, not in the flush at exit
+        return code
+    except BrokenPipeError:  # the reader went away (`amm scenarios | head -n 1`): stop quietly
+        try:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # or the flush at exit complains
+        except (OSError, ValueError):
+            pass
+        return PIPE_CLOSED
+    except (ScenarioError, OSError) as exc:
+        print(f"amm: error: {' '.join(str(exc).split())}", file=sys.stderr)
+        return 2 if isinstance(exc, ScenarioError) else 1
 
 
 if __name__ == "__main__":

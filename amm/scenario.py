@@ -16,7 +16,7 @@ import yaml
 
 from amm.shares import MODELS
 from amm.units import (BLOCKS_PER_DAY, DEFAULT_EMA_HALVING_BLOCKS, DEFAULT_MOVING_ALPHA,
-                       DEFAULT_TAO_WEIGHT, DEFAULT_TEMPO, RAO_PER_TAO, TOTAL_SUPPLY_RAO)
+                       DEFAULT_TAO_WEIGHT, DEFAULT_TEMPO, RAO_PER_TAO, TOTAL_SUPPLY_RAO, to_rao)
 
 SIZE_DISTRIBUTIONS = ("lognormal", "exponential", "fixed")
 ROOT_NAME = "root"
@@ -132,8 +132,14 @@ class _Reader:
             self.fail(path, f"must be true or false, got {value!r}")
         return value
 
-    def rao(self, value, path, minimum=0.0, strict_min=False) -> int:
-        return int(round(self.number(value, path, minimum, strict_min=strict_min) * RAO_PER_TAO))
+    def rao(self, value, path, minimum=0.0, strict_min=False, exact=True) -> int:
+        """An amount of TAO / alpha as rao by `amm.units.to_rao` (the chain genesis rule); a written
+        amount finer than one rao is refused, a computed one (`exact=False`) rounds half-even."""
+        self.number(value, path, minimum, strict_min=strict_min)
+        try:
+            return to_rao(value, exact=exact)
+        except ValueError as exc:
+            self.fail(path, str(exc))
 
 
 def _spread(reader: _Reader, value, path: str, count: int, strict_min: bool) -> list[int]:
@@ -143,9 +149,10 @@ def _spread(reader: _Reader, value, path: str, count: int, strict_min: bool) -> 
             reader.fail(path, "a range must be [low, high]")
         low = reader.number(value[0], f"{path}[0]", 0.0, strict_min=True)
         high = reader.number(value[1], f"{path}[1]", 0.0, strict_min=True)
+        written = [reader.rao(value[0], f"{path}[0]"), reader.rao(value[1], f"{path}[1]")]  # whole rao each
         if count == 1:
-            return [int(round(low * RAO_PER_TAO))]
-        return [int(round(low * (high / low) ** (k / (count - 1)) * RAO_PER_TAO)) for k in range(count)]
+            return written[:1]
+        return [reader.rao(low * (high / low) ** (k / (count - 1)), path, exact=False) for k in range(count)]
     return [reader.rao(value, path, strict_min=strict_min)] * count
 
 

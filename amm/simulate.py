@@ -23,7 +23,7 @@ from typing import Callable
 import numpy as np
 
 from amm.emission import block_emission, emission_step_array, next_halving_issuance
-from amm.plan import Plan
+from amm.plan import Plan, ScriptedEvent, Trades
 from amm.pool import swap
 from amm.result import SimResult
 from amm.units import DEFAULT_FEE_RATE, DEFAULT_MIN_RESERVE, U16_MAX
@@ -34,10 +34,11 @@ EXACT_LIMIT = 2.0**53  # float64 holds every integer below this exactly
 
 def run_vectorised(plan: Plan, progress: Callable[[int], None] | None = None,
                    progress_every: int = 10_000) -> SimResult:
+    """Run ``plan``: per block the coinbase, the moving averages, the tempo payouts, then the users'
+    and traders' flows, sampling the series every ``plan.record_every`` blocks."""
     p = plan.params
     model = p.model
     n = plan.n_subnets
-    names = plan.names
     fee_rate, min_reserve = DEFAULT_FEE_RATE, DEFAULT_MIN_RESERVE
     mul, div, add, sub, floor = np.multiply, np.divide, np.add, np.subtract, np.floor
     minimum, add_reduce = np.minimum, np.add.reduce
@@ -57,20 +58,17 @@ def run_vectorised(plan: Plan, progress: Callable[[int], None] | None = None,
     all_enabled = bool(enabled.all())
     age0 = plan.age.astype(F64)
     same_age = bool((plan.age == plan.age[0]).all())
-    tempo1 = plan.tempo + 1
-    netuid = plan.netuid
 
     accrued = np.zeros((3, n))  # owner / miner / validator alpha accrued so far
     paid = np.zeros((3, n))  # ... of which paid at epochs (pending = accrued - paid)
     protocol = np.zeros(n)
     recycled = np.zeros(n)
     cumulative = np.zeros((3, n))  # (tao_emission, tao_in, alpha_in) summed over blocks
-    trader_tao = plan.trader_tao.astype(F64)
-    trader_alpha = plan.trader_alpha.astype(F64)
-    acct_tao = dict(plan.accounts)
-    acct_alpha: dict[tuple[str, int], int] = {}
-    root_stake = plan.root_stake
     total_issuance = plan.initial_issuance
+    epochs = _EpochSchedule(plan.tempo, plan.netuid)
+    users = _UserEvents(plan.events, plan.accounts, plan.root_stake, fee_rate, min_reserve)
+    traders = _Traders(plan.trades, plan.trader_tao, plan.trader_alpha, fee_rate, min_reserve)
+    series = _Series()
 
     # ---- per-block scratch ----------------------------------------------------------------
     fa = np.empty(n)
@@ -91,47 +89,17 @@ def run_vectorised(plan: Plan, progress: Callable[[int], None] | None = None,
     # Block emission is piecewise constant: recompute it only when issuance crosses a threshold.
     emission = block_emission(total_issuance)
     next_tao_threshold = next_halving_issuance(total_issuance)
+    alpha_em, split, alpha_lower, alpha_upper, alpha_check_at = _alpha_emission(issuance_a, enabled,
+                                                                                p.owner_cut, 0)
 
-    def refresh_alpha_emission(block):
-        # a subnet's alpha emission only changes when its issuance leaves [lower, upper); issuance
-        # grows by at most 2 * emission per block, so nothing can change before `check_at`.
-        em, lower, upper = emission_step_array(issuance_a.astype(np.int64))
-        em = em * enabled
-        owner = em * p.owner_cut // U16_MAX
-        miner = (em - owner) // 2
-        split = np.stack([owner, miner, em - owner - miner]).astype(F64)
-        check_at = block + max(1, int((upper - issuance_a).min()) // (2 * max(1, int(em.max())) + 1))
-        return em.astype(F64), split, lower.astype(F64), upper.astype(F64), check_at
-
-    alpha_em, split, alpha_lower, alpha_upper, alpha_check_at = refresh_alpha_emission(0)
-
-    uniform_tempo = bool((tempo1 == tempo1[0]).all())
-    if uniform_tempo:  # epoch of subnet i at blocks b with (b + netuid_i + 1) % (tempo + 1) == 0
-        t1 = int(tempo1[0])
-        due_at_residue = [np.flatnonzero((r + netuid + 1) % t1 == 0) for r in range(t1)]
-    next_epoch = (-(netuid + 1)) % tempo1
-    next_any_epoch = int(next_epoch.min())
-
-    trades = plan.trades
-    t_block, t_sub, t_buy, t_val = (trades.block.tolist(), trades.subnet.tolist(),
-                                    trades.buy.tolist(), trades.value.tolist())
-    n_trades = len(t_block)
-    k = 0
-    events = plan.events
-    n_events = len(events)
-    ev = 0
-    executed = skipped = events_skipped = 0
-
-    samples, s_price, s_share, s_paid = [], [], [], []
     record_every = plan.record_every
-    wt = p.tao_weight * float(root_stake)
+    last_block = plan.blocks - 1
+    wt = p.tao_weight * float(users.root_stake)
     moving_alpha = p.moving_alpha
     halving_f = float(p.ema_halving_blocks)
     price_cap = p.price_cap
     flow_f = p.flow_ema_factor
     launch, flow_model = model == "launch", model == "flow"
-    next_trade_block = t_block[0] if n_trades else -1
-    next_event_block = events[0].block if n_events else -1
     largest = 0.0  # largest money value seen, to prove float64 stayed exact
 
     for block in range(plan.blocks):
@@ -142,10 +110,10 @@ def run_vectorised(plan: Plan, progress: Callable[[int], None] | None = None,
         if block >= alpha_check_at:
             largest = max(largest, float(R.max()), float(issuance_a.max()))
             if (issuance_a >= alpha_upper).any() or (issuance_a < alpha_lower).any():
-                alpha_em, split, alpha_lower, alpha_upper, alpha_check_at = refresh_alpha_emission(block)
+                alpha_em, split, alpha_lower, alpha_upper, alpha_check_at = _alpha_emission(
+                    issuance_a, enabled, p.owner_cut, block)
             else:
-                alpha_check_at = block + max(1, int((alpha_upper - issuance_a).min())
-                                             // (2 * max(1, int(alpha_em.max())) + 1))
+                alpha_check_at = _next_alpha_check(block, issuance_a, alpha_upper, alpha_em)
 
         # shares -> tao_emission = floor(E * w / sum w)   (amm.shares.split_emission)
         if flow_model:
@@ -241,115 +209,26 @@ def run_vectorised(plan: Plan, progress: Callable[[int], None] | None = None,
             flow[...] = 0
 
         # ---- tempo payouts: an epoch pays out everything accrued so far ----------------------
-        if uniform_tempo:
-            due = due_at_residue[block % t1]
-            if len(due):
-                paid[:, due] = accrued[:, due]
-        elif block == next_any_epoch:
-            due = next_epoch == block
+        due = epochs.due(block)
+        if due is not None:
             paid[:, due] = accrued[:, due]
-            next_epoch[due] += tempo1[due]
-            next_any_epoch = int(next_epoch.min())
 
         # ---- user flows (scalar Python ints, one subnet each) --------------------------------
-        if block == next_event_block:
-            while ev < n_events and events[ev].block == block:
-                e = events[ev]
-                ev += 1
-                i = e.subnet
-                if i < 0:  # root: 1:1, no fee
-                    if e.action == "stake":
-                        amount = min(e.amount, acct_tao.get(e.account, 0))
-                        if amount <= 0:
-                            events_skipped += 1
-                            continue
-                        acct_tao[e.account] -= amount
-                        root_stake += amount
-                    else:
-                        held = acct_alpha.get((e.account, -1), 0)
-                        amount = min(e.amount, held) if e.amount is not None else int(math.floor(held * e.fraction))
-                        if amount <= 0 or amount > root_stake:
-                            events_skipped += 1
-                            continue
-                        root_stake -= amount
-                        acct_tao[e.account] += amount
-                        amount = -amount
-                    acct_alpha[(e.account, -1)] = acct_alpha.get((e.account, -1), 0) + amount
-                    wt = p.tao_weight * float(root_stake)
-                    continue
-                t_res, a_res = int(tau[i]), int(alpha[i])
-                if e.action == "stake":
-                    amount = min(e.amount, acct_tao.get(e.account, 0))
-                    if amount <= 0:
-                        events_skipped += 1
-                        continue
-                    _, out = swap(t_res, a_res, amount, fee_rate)
-                    if a_res - out < min_reserve:
-                        events_skipped += 1
-                        continue
-                    tau[i], alpha[i] = t_res + amount, a_res - out
-                    acct_tao[e.account] -= amount
-                    acct_alpha[(e.account, i)] = acct_alpha.get((e.account, i), 0) + out
-                    flow[i] += amount
-                else:
-                    held = acct_alpha.get((e.account, i), 0)
-                    amount = min(e.amount, held) if e.amount is not None else int(math.floor(held * e.fraction))
-                    if amount <= 0:
-                        events_skipped += 1
-                        continue
-                    _, out = swap(a_res, t_res, amount, fee_rate)
-                    if t_res - out < min_reserve:
-                        events_skipped += 1
-                        continue
-                    tau[i], alpha[i] = t_res - out, a_res + amount
-                    acct_alpha[(e.account, i)] = held - amount
-                    acct_tao[e.account] += out
-                    flow[i] -= out
-            next_event_block = events[ev].block if ev < n_events else -1
+        if block == users.next_block:
+            users.run(block, tau, alpha, flow)
+            wt = p.tao_weight * float(users.root_stake)
+        if block == traders.next_block:
+            traders.run(block, tau, alpha, flow)
 
-        if block == next_trade_block:
-            while k < n_trades and t_block[k] == block:
-                i = t_sub[k]
-                t_res, a_res = int(tau[i]), int(alpha[i])
-                done = False
-                if t_buy[k]:
-                    amount = min(t_val[k], int(trader_tao[i]))
-                    if amount > 0:
-                        _, out = swap(t_res, a_res, amount, fee_rate)
-                        if a_res - out >= min_reserve:
-                            tau[i], alpha[i] = t_res + amount, a_res - out
-                            trader_tao[i] -= amount
-                            trader_alpha[i] += out
-                            flow[i] += amount
-                            done = True
-                else:
-                    amount = min(t_val[k] * a_res // t_res, int(trader_alpha[i]))
-                    if amount > 0:
-                        _, out = swap(a_res, t_res, amount, fee_rate)
-                        if t_res - out >= min_reserve:
-                            tau[i], alpha[i] = t_res - out, a_res + amount
-                            trader_alpha[i] -= amount
-                            trader_tao[i] += out
-                            flow[i] -= out
-                            done = True
-                if done:
-                    executed += 1
-                else:
-                    skipped += 1
-                k += 1
-            next_trade_block = t_block[k] if k < n_trades else -1
-
-        if (block + 1) % record_every == 0 or block == plan.blocks - 1:
-            largest = max(largest, float(R.max()), float(trader_tao.max(initial=0.0)))
-            samples.append(block)
-            s_price.append(tau / alpha)
-            s_share.append(tao_em / minted if minted else np.zeros(n))
-            s_paid.append(paid.sum(axis=0))
+        if (block + 1) % record_every == 0 or block == last_block:
+            largest = max(largest, float(R.max()), float(traders.tao_held.max(initial=0.0)))
+            series.record(block, tau, alpha, tao_em, minted, paid)
         if progress is not None and (block + 1) % progress_every == 0:
             progress(block + 1)
     if progress is not None:
         progress(plan.blocks)
 
+    trader_tao, trader_alpha = traders.tao_held, traders.alpha_held
     largest = max(largest, float(R.max()), float(issuance_a.max()), float(cumulative.max()),
                   float(accrued.max()), float(trader_tao.max(initial=0.0)), float(trader_alpha.max(initial=0.0)))
     if largest >= EXACT_LIMIT:
@@ -371,14 +250,213 @@ def run_vectorised(plan: Plan, progress: Callable[[int], None] | None = None,
         "trader_tao": money(trader_tao), "trader_alpha": money(trader_alpha),
     }
     result = SimResult(
-        scenario=plan.scenario.name, model=model, seed=plan.seed, blocks=plan.blocks, names=names,
-        final=final, total_issuance=total_issuance, root_stake=root_stake,
-        trades_executed=executed, trades_skipped=skipped, events_skipped=events_skipped,
-        sample_blocks=np.array(samples, dtype=np.int64), series_price=np.array(s_price),
-        series_share=np.array(s_share), series_paid=np.array(s_paid).astype(np.int64),
+        scenario=plan.scenario.name, model=model, seed=plan.seed, blocks=plan.blocks, names=plan.names,
+        final=final, total_issuance=total_issuance, root_stake=users.root_stake,
+        trades_executed=traders.executed, trades_skipped=traders.skipped, events_skipped=users.skipped,
+        sample_blocks=np.array(series.blocks, dtype=np.int64), series_price=np.array(series.price),
+        series_share=np.array(series.share), series_paid=np.array(series.paid).astype(np.int64),
         engine="vectorised")
-    result.conservation = audit_vectorised(plan, result, acct_tao, acct_alpha)
+    result.conservation = audit_vectorised(plan, result, users.tao, users.alpha)
     return result
+
+
+# ---- the rare steps of a block, each touching few subnets ----------------------------------------
+
+
+def _alpha_emission(issuance: np.ndarray, enabled: np.ndarray, owner_cut: int, block: int):
+    """Each subnet's alpha emission per block at its current issuance, its owner / miner / validator
+    split, the issuance range [lower, upper) where that holds, and the block to check it again."""
+    em, lower, upper = emission_step_array(issuance.astype(np.int64))
+    em = em * enabled
+    owner = em * owner_cut // U16_MAX
+    miner = (em - owner) // 2
+    split = np.stack([owner, miner, em - owner - miner]).astype(F64)
+    em, lower, upper = em.astype(F64), lower.astype(F64), upper.astype(F64)
+    return em, split, lower, upper, _next_alpha_check(block, issuance, upper, em)
+
+
+def _next_alpha_check(block: int, issuance: np.ndarray, upper: np.ndarray, em: np.ndarray) -> int:
+    # A subnet's alpha emission only changes when its issuance leaves [lower, upper); issuance
+    # grows by at most 2 * emission per block, so nothing can change before this block.
+    return block + max(1, int((upper - issuance).min()) // (2 * max(1, int(em.max())) + 1))
+
+
+class _EpochSchedule:
+    """Which subnets run their epoch at a block: subnet i at the blocks b with
+    (b + netuid_i + 1) % (tempo_i + 1) == 0."""
+
+    def __init__(self, tempo: np.ndarray, netuid: np.ndarray):
+        self._period = tempo + 1
+        self._by_residue = None
+        if (self._period == self._period[0]).all():  # one tempo: a table by block residue
+            t1 = int(self._period[0])
+            self._by_residue = [due if len(due) else None
+                                for due in (np.flatnonzero((r + netuid + 1) % t1 == 0) for r in range(t1))]
+        self._next = (-(netuid + 1)) % self._period
+        self._next_any = int(self._next.min())
+
+    def due(self, block: int) -> np.ndarray | None:
+        """Indices (or a mask) of the subnets whose epoch is at ``block``; None when there are none."""
+        if self._by_residue is not None:
+            return self._by_residue[block % len(self._by_residue)]
+        if block != self._next_any:
+            return None
+        due = self._next == block
+        self._next[due] += self._period[due]
+        self._next_any = int(self._next.min())
+        return due
+
+
+class _UserEvents:
+    """The scenario's scripted stakes and unstakes by named accounts, applied at their blocks: on
+    root 1:1 without fee, on a subnet through its pool (amm.pool.swap). One that cannot be filled
+    (nothing to spend, or the pool would fall below its minimum reserve) is skipped and counted."""
+
+    def __init__(self, events: tuple[ScriptedEvent, ...], accounts: dict[str, int], root_stake: int,
+                 fee_rate: int, min_reserve: int):
+        self._events = events
+        self._at = 0
+        self._fee_rate, self._min_reserve = fee_rate, min_reserve
+        self.tao = dict(accounts)  # account -> free TAO
+        self.alpha: dict[tuple[str, int], int] = {}  # (account, subnet index or -1 for root) -> stake
+        self.root_stake = root_stake
+        self.skipped = 0
+        self.next_block = events[0].block if events else -1
+
+    def run(self, block: int, tau: np.ndarray, alpha: np.ndarray, flow: np.ndarray) -> None:
+        """Apply the events of ``block`` (the next ones) to the reserves and this block's flow."""
+        events = self._events
+        while self._at < len(events) and events[self._at].block == block:
+            event = events[self._at]
+            self._at += 1
+            filled = self._on_root(event) if event.subnet < 0 else self._on_subnet(event, tau, alpha, flow)
+            if not filled:
+                self.skipped += 1
+        self.next_block = events[self._at].block if self._at < len(events) else -1
+
+    @staticmethod
+    def _unstake_amount(event: ScriptedEvent, held: int) -> int:
+        return min(event.amount, held) if event.amount is not None else int(math.floor(held * event.fraction))
+
+    def _on_root(self, e: ScriptedEvent) -> bool:
+        key = (e.account, -1)
+        if e.action == "stake":
+            amount = min(e.amount, self.tao.get(e.account, 0))
+            if amount <= 0:
+                return False
+            self.tao[e.account] -= amount
+            self.root_stake += amount
+        else:
+            amount = self._unstake_amount(e, self.alpha.get(key, 0))
+            if amount <= 0 or amount > self.root_stake:
+                return False
+            self.root_stake -= amount
+            self.tao[e.account] += amount
+            amount = -amount
+        self.alpha[key] = self.alpha.get(key, 0) + amount
+        return True
+
+    def _on_subnet(self, e: ScriptedEvent, tau: np.ndarray, alpha: np.ndarray, flow: np.ndarray) -> bool:
+        i = e.subnet
+        key = (e.account, i)
+        t_res, a_res = int(tau[i]), int(alpha[i])
+        if e.action == "stake":
+            amount = min(e.amount, self.tao.get(e.account, 0))
+            if amount <= 0:
+                return False
+            _, out = swap(t_res, a_res, amount, self._fee_rate)
+            if a_res - out < self._min_reserve:
+                return False
+            tau[i], alpha[i] = t_res + amount, a_res - out
+            self.tao[e.account] -= amount
+            self.alpha[key] = self.alpha.get(key, 0) + out
+            flow[i] += amount
+        else:
+            held = self.alpha.get(key, 0)
+            amount = self._unstake_amount(e, held)
+            if amount <= 0:
+                return False
+            _, out = swap(a_res, t_res, amount, self._fee_rate)
+            if t_res - out < self._min_reserve:
+                return False
+            tau[i], alpha[i] = t_res - out, a_res + amount
+            self.alpha[key] = held - amount
+            self.tao[e.account] += out
+            flow[i] -= out
+        return True
+
+
+class _Traders:
+    """The plan's stochastic trades in block order, each against one subnet's pool and paid from
+    that subnet's traders' balances. One that cannot be filled (nothing to spend, or the pool would
+    fall below its minimum reserve) is skipped and counted."""
+
+    def __init__(self, trades: Trades, tao_held: np.ndarray, alpha_held: np.ndarray, fee_rate: int,
+                 min_reserve: int):
+        self._block, self._subnet, self._buy, self._value = (trades.block.tolist(), trades.subnet.tolist(),
+                                                             trades.buy.tolist(), trades.value.tolist())
+        self._at = 0
+        self._fee_rate, self._min_reserve = fee_rate, min_reserve
+        self.tao_held = tao_held.astype(F64)  # per subnet, whole rao
+        self.alpha_held = alpha_held.astype(F64)
+        self.executed = self.skipped = 0
+        self.next_block = self._block[0] if self._block else -1
+
+    def run(self, block: int, tau: np.ndarray, alpha: np.ndarray, flow: np.ndarray) -> None:
+        """Make the trades of ``block`` (the next ones) against the reserves and this block's flow."""
+        at, count, blocks = self._at, len(self._block), self._block
+        while at < count and blocks[at] == block:
+            if self._trade(self._subnet[at], self._buy[at], self._value[at], tau, alpha, flow):
+                self.executed += 1
+            else:
+                self.skipped += 1
+            at += 1
+        self._at = at
+        self.next_block = blocks[at] if at < count else -1
+
+    def _trade(self, i: int, buy: bool, value: int, tau: np.ndarray, alpha: np.ndarray,
+               flow: np.ndarray) -> bool:
+        t_res, a_res = int(tau[i]), int(alpha[i])
+        if buy:
+            amount = min(value, int(self.tao_held[i]))
+            if amount <= 0:
+                return False
+            _, out = swap(t_res, a_res, amount, self._fee_rate)
+            if a_res - out < self._min_reserve:
+                return False
+            tau[i], alpha[i] = t_res + amount, a_res - out
+            self.tao_held[i] -= amount
+            self.alpha_held[i] += out
+            flow[i] += amount
+        else:
+            amount = min(value * a_res // t_res, int(self.alpha_held[i]))  # value is TAO worth at spot
+            if amount <= 0:
+                return False
+            _, out = swap(a_res, t_res, amount, self._fee_rate)
+            if t_res - out < self._min_reserve:
+                return False
+            tau[i], alpha[i] = t_res - out, a_res + amount
+            self.alpha_held[i] -= amount
+            self.tao_held[i] += out
+            flow[i] -= out
+        return True
+
+
+class _Series:
+    """The sampled time series: per subnet price, share of the block's TAO emission, alpha paid."""
+
+    def __init__(self):
+        self.blocks: list[int] = []
+        self.price: list[np.ndarray] = []
+        self.share: list[np.ndarray] = []
+        self.paid: list[np.ndarray] = []
+
+    def record(self, block: int, tau: np.ndarray, alpha: np.ndarray, tao_em: np.ndarray, minted: int,
+               paid: np.ndarray) -> None:
+        self.blocks.append(block)
+        self.price.append(tau / alpha)
+        self.share.append(tao_em / minted if minted else np.zeros(len(tau)))
+        self.paid.append(paid.sum(axis=0))
 
 
 def audit_vectorised(plan: Plan, r: SimResult, acct_tao: dict, acct_alpha: dict) -> str:

@@ -26,6 +26,7 @@ from subnet.compression.codec import (  # noqa: E402
     packet_stats,
     packet_to_bytes,
 )
+from subnet.compression.spec import CodecSpec  # noqa: E402
 from subnet.config import load_preset  # noqa: E402
 from subnet.model import param_shapes  # noqa: E402
 
@@ -50,7 +51,7 @@ def bench_preset(name: str, repeat: int) -> dict:
         packet, transmitted = encode_tensors(grad, preset.compression)
         wire = packet_to_bytes(packet)
         t1 = time.perf_counter()
-        decoded = decode_packet(packet_from_bytes(wire, shapes, preset.compression))
+        decoded = decode_packet(packet_from_bytes(wire, CodecSpec(shapes, preset.compression)))
         t2 = time.perf_counter()
         best_enc, best_dec = min(best_enc, t1 - t0), min(best_dec, t2 - t1)
     exact = all(torch.equal(decoded[n], transmitted[n]) for n in shapes)

@@ -27,7 +27,8 @@ import boto3  # noqa: E402
 import torch  # noqa: E402
 from botocore.config import Config  # noqa: E402
 
-from subnet.storage.client import S3Config, StorageClient  # noqa: E402
+from subnet.storage.client import StorageClient  # noqa: E402
+from subnet.storage.s3config import S3Config  # noqa: E402
 from subnet.storage.seaweed import SeaweedServer, load_or_create_layout  # noqa: E402
 
 MB = 1_000_000
@@ -80,26 +81,33 @@ def bench_throughput(quick: bool) -> None:
 
 
 def bench_decode() -> None:
-    from subnet import wire
+    import math
+
     from subnet.compression.codec import encode_tensors
+    from subnet.compression.spec import CodecSpec
     from subnet.config import load_preset
     from subnet.keys import Keypair
-    from subnet.model import param_shapes
+    from subnet.wire.gradient import GradientExpectation, decode_gradient, encode_gradient
 
     preset = load_preset("base150m")
-    shapes = param_shapes(preset.model)
-    total = sum(torch.Size(s).numel() for s in shapes.values())
+    spec = CodecSpec.from_preset(preset)
+    total = sum(torch.Size(s).numel() for s in spec.shapes.values())
     generator = torch.Generator().manual_seed(0)
     start = time.perf_counter()
-    tensors = {name: torch.randn(shape, generator=generator) for name, shape in shapes.items()}
+    tensors = {name: torch.randn(shape, generator=generator) for name, shape in spec.shapes.items()}
     packet, _ = encode_tensors(tensors, preset.compression)
     del tensors
-    data = wire.encode_gradient(packet, Keypair.generate(), 1, 0, "ab" * 32)
+    miner = Keypair.generate()
+    data = encode_gradient(packet, miner, 1, 0, "ab" * 32)
+    # What a validator checks: its window, uid, hotkey and model; the figure is the checks' cost,
+    # so no norm bound (one comparison either way).
+    expect = GradientExpectation(window=1, uid=0, hotkey=miner.address, base_model_hash="ab" * 32,
+                                 norm_bound=math.inf)
     print(f"\ngradient for base150m ({total / 1e6:.1f}M parameters): {len(data) / MB:.2f} MB "
-          f"(limit {wire.gradient_byte_limit(shapes, preset.compression) / MB:.1f} MB), encoded in "
+          f"(limit {spec.max_gradient_bytes / MB:.1f} MB), encoded in "
           f"{time.perf_counter() - start:.1f} s")
-    check = _median_seconds(lambda: wire.decode_gradient(data, shapes, preset.compression), 3)
-    full = _median_seconds(lambda: wire.decode_gradient(data, shapes, preset.compression).dense(), 3)
+    check = _median_seconds(lambda: decode_gradient(data, spec, expect), 3)
+    full = _median_seconds(lambda: decode_gradient(data, spec, expect).dense(), 3)
     print(f"decode (signature + all checks, no scatter): {check:.3f} s")
     print(f"decode (checks + dense tensors):             {full:.3f} s   target < 1 s; "
           f"torch threads {torch.get_num_threads()}")

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -17,12 +18,41 @@ from subnet.storage.cli import add_storage_commands
 from subnet.wallet import add_wallet_commands
 
 DEFAULT_DATA_ROOT = Path("data")
+DEFAULT_PRESET = "tiny"  # every command's --preset; the README's commands use it too
+
+
+class StdoutConsole(Console):
+    """rich's Console on stdout, except that a closed pipe is left to main, which stops the same way
+    whatever wrote last (rich alone would exit with 1)."""
+
+    def on_broken_pipe(self) -> None:
+        raise BrokenPipeError
+
+
+class OneLineUsageParser(argparse.ArgumentParser):
+    """A usage error is one line as well, ``PROG: error: ...``, pointing at --help rather than
+    printing the usage (subcommand parsers inherit the class)."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog.split()[0]}: error: {message} (see `{self.prog} --help`)\n")
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
 
 
 def _progress(console: Console) -> Progress:
+    # Bars only on a terminal: into a file or pipe rich would write their last frame when the
+    # command ends, even when it ends with an error (which must then be the only line).
     return Progress(TextColumn("{task.description:<22}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
                     TextColumn("{task.fields[note]}"), TimeElapsedColumn(), TimeRemainingColumn(),
-                    console=console, transient=False)
+                    console=console, transient=False, disable=not console.is_terminal)
 
 
 def prepare_with_progress(out: Path, corpus: Path | None, vocab_size: int, shard_tokens: int,
@@ -62,23 +92,30 @@ def _dataset_for(preset, data_dir: Path | None, console: Console) -> Path:
 
 
 def cmd_train_sim(args: argparse.Namespace) -> int:
-    from subnet.data import TokenDataset
-    from subnet.trainsim import RUN_NAMES, run_train_sim
+    from subnet.data import DataError, TokenDataset
 
     console = Console(stderr=True)
     preset = load_preset(args.preset)
     if args.diloco_lr is not None or args.diloco_momentum is not None:
-        outer = preset.outer
-        outer = replace(outer, diloco_lr=outer.diloco_lr if args.diloco_lr is None else args.diloco_lr,
-                        diloco_momentum=outer.diloco_momentum if args.diloco_momentum is None
-                        else args.diloco_momentum)
-        for key, message in outer.problems():
+        baseline = preset.baseline
+        baseline = replace(baseline, diloco_lr=baseline.diloco_lr if args.diloco_lr is None else args.diloco_lr,
+                           diloco_momentum=baseline.diloco_momentum if args.diloco_momentum is None
+                           else args.diloco_momentum)
+        for key, message in baseline.problems():
             raise ConfigError(f"--{key.replace('_', '-')}: {message}")
-        preset = replace(preset, outer=outer)
+        preset = replace(preset, baseline=baseline)
     data_dir = _dataset_for(preset, args.data, console)
     train = TokenDataset(data_dir, "train", preset.model.seq_len)
     val = TokenDataset(data_dir, "val", preset.model.seq_len)
+    if train.vocab_size > preset.model.vocab_size:
+        raise DataError(f"{data_dir}: vocabulary {train.vocab_size} exceeds preset {preset.name}'s "
+                        f"{preset.model.vocab_size}; prepare it with --preset {preset.name}")
+    from subnet.trainsim import RUN_NAMES, run_train_sim  # torch: only once the inputs are known good
+
     runs = tuple(args.runs.split(",")) if args.runs else RUN_NAMES
+    unknown = [name for name in runs if name not in RUN_NAMES]
+    if unknown:
+        raise ConfigError(f"--runs: unknown {', '.join(unknown)}; choose from {','.join(RUN_NAMES)}")
     console.print(f"train-sim: preset [bold]{preset.name}[/bold], {args.miners} miners, {args.rounds} rounds "
                   f"of H={preset.train.inner_steps} inner steps, batch {preset.train.batch_size} x "
                   f"{preset.model.seq_len} tokens")
@@ -102,7 +139,7 @@ def cmd_train_sim(args: argparse.Namespace) -> int:
         rel = f"{(run.eval_loss / reference.eval_loss - 1) * 100:+.2f}%" if reference else "-"
         sent = f"{run.bytes_per_round:,}" if run.bytes_per_round else "- (no communication)"
         table.add_row(name, f"{run.eval_loss:.4f}", rel, sent)
-    out = Console()
+    out = StdoutConsole()
     out.print(table)
     if reference:
         out.print(f"compression ratio vs dense fp32: {result.compression_ratio:.1f}x; index bits per kept "
@@ -115,7 +152,7 @@ def cmd_train_sim(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="subnet", description="Tessera: incentivised decentralised LLM training.")
+    parser = OneLineUsageParser(prog="subnet", description="Tessera: incentivised decentralised LLM training.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     data = commands.add_parser("data", help="prepare training data").add_subparsers(dest="data_command",
@@ -127,7 +164,8 @@ def build_parser() -> argparse.ArgumentParser:
                                                   ".txt/.xz files; default: the bundled public-domain corpus")
     prep.add_argument("--out", type=Path, required=True, help="output directory")
     prep.add_argument("--vocab-size", type=int, help="tokenizer vocabulary (default: the preset's)")
-    prep.add_argument("--preset", default="small", help="preset whose vocab_size to use (default: small)")
+    prep.add_argument("--preset", default=DEFAULT_PRESET,
+                      help=f"hparams preset name or YAML path whose vocab_size to use (default: {DEFAULT_PRESET})")
     prep.add_argument("--shard-tokens", type=int, default=1 << 20, help="tokens per shard (default 1048576)")
     prep.set_defaults(func=cmd_data_prepare)
 
@@ -135,12 +173,14 @@ def build_parser() -> argparse.ArgumentParser:
                               description="Run, on the same data and seed: the compressed protocol, dense "
                                           "DiLoCo, AdamW with one miner's compute, and AdamW on all miners' "
                                           "tokens; print held-out losses and bytes sent.")
-    sim.add_argument("--preset", default="tiny", help="hparams preset name or YAML path (default: tiny)")
-    sim.add_argument("--miners", type=int, default=4, help="number of miners (default 4)")
-    sim.add_argument("--rounds", type=int, default=60, help="outer rounds (default 60)")
+    sim.add_argument("--preset", default=DEFAULT_PRESET,
+                     help=f"hparams preset name or YAML path (default: {DEFAULT_PRESET})")
+    sim.add_argument("--miners", type=positive_int, default=4, help="number of miners (default 4)")
+    sim.add_argument("--rounds", type=positive_int, default=60, help="outer rounds (default 60)")
     sim.add_argument("--data", type=Path, help="prepared dataset dir (default: the bundled corpus, prepared once "
                                                "into ./data/)")
-    sim.add_argument("--eval-samples", type=int, default=256, help="held-out samples for the loss (default 256)")
+    sim.add_argument("--eval-samples", type=positive_int, default=256,
+                     help="held-out samples for the loss (default 256)")
     sim.add_argument("--runs", help="comma-separated subset of compressed,diloco,adamw_same_compute,"
                                     "adamw_same_tokens")
     sim.add_argument("--diloco-lr", type=float, help="override the dense DiLoCo baseline's outer lr (preset: 0.7)")
@@ -155,21 +195,73 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# Failures a user causes and can fix, as (module, class): one line on stderr, no traceback; anything
+# else is a bug and keeps its traceback. A class is looked up only when its module is loaded (an
+# error of a module never imported cannot have been raised), so `subnet` need not import boto3 or
+# aiohttp at start-up to recognise a storage or chain error (tests/test_cli.py checks every name).
+USAGE_ERRORS = (  # the command as given cannot run: exit 2, like a bad flag
+    ("subnet.config", "ConfigError"), ("subnet.neurons", "NeuronsError"), ("subnet.chain.genesis", "GenesisError"),
+)
+RUNTIME_ERRORS = (  # exit 1
+    ("subnet.errors", "InputRejected"), ("subnet.wallet", "WalletError"), ("subnet.data", "DataError"),
+    ("subnet.storage.client", "StorageError"), ("subnet.storage.config", "StorageConfigError"),
+    ("subnet.storage.seaweed", "SeaweedError"), ("subnet.storage.commitment", "CommitmentError"),
+    ("subnet.chain.client", "ChainCallError"), ("subnet.chain.client", "ChainUnavailable"),
+    ("builtins", "OSError"),  # files, ports, connections
+)
+PIPE_CLOSED = 141  # 128 + SIGPIPE: what a shell reports for a program its closed output pipe stopped
+
+
+def _is_one_of(error: BaseException, classes: tuple[tuple[str, str], ...]) -> bool:
+    return any(isinstance(error, getattr(sys.modules[module], name))
+               for module, name in classes if module in sys.modules)
+
+
+def exit_code_for(error: BaseException) -> int | None:
+    """2 for a usage error, 1 for another expected failure, None for a bug."""
+    if _is_one_of(error, USAGE_ERRORS):
+        return 2
+    if _is_one_of(error, RUNTIME_ERRORS):
+        return 1
+    return None
+
+
+def one_line(error: BaseException) -> str:
+    return " ".join(str(error).split()) or type(error).__name__
+
+
+def stop_on_closed_pipe() -> int:
+    """The reader of stdout went away (`subnet wallet list | head -n 1`): stop quietly. stdout is
+    pointed at /dev/null first, or Python's flush at exit meets the closed pipe again and complains."""
+    try:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except (OSError, ValueError):  # stdout is not a real file (captured in tests)
+        pass
+    return PIPE_CLOSED
+
+
+def run_command(prog: str, command, args: argparse.Namespace) -> int:
+    """``command(args)``'s exit code; an expected failure is one line ``PROG: error: ...`` on stderr."""
+    try:
+        code = command(args)
+        sys.stdout.flush()  # a closed pipe surfaces here, not in the flush at exit
+        return code
+    except BrokenPipeError:
+        return stop_on_closed_pipe()
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted", file=sys.stderr)
+        return 130  # 128 + SIGINT
+    except Exception as error:  # noqa: BLE001 (re-raised below unless it is an expected failure)
+        code = exit_code_for(error)
+        if code is None:
+            raise
+        print(f"{prog}: error: {one_line(error)}", file=sys.stderr)
+        return code
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    for name in ("miners", "rounds", "eval_samples"):
-        value = getattr(args, name, None)
-        if value is not None and value < 1:
-            print(f"subnet: error: --{name.replace('_', '-')} must be >= 1", file=sys.stderr)
-            return 2
-    try:
-        return args.func(args)
-    except ConfigError as exc:
-        print(f"subnet: config error: {exc}", file=sys.stderr)
-        return 2
-    except (ValueError, OSError) as exc:
-        print(f"subnet: error: {exc}", file=sys.stderr)
-        return 1
+    return run_command("subnet", args.func, args)
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import yaml
+from subnet.files import load_yaml
 
 HPARAMS_DIR = Path(__file__).resolve().parent.parent / "hparams"
 
@@ -115,19 +115,87 @@ class CompressionConfig:
 
 @dataclass(frozen=True)
 class OuterConfig:
-    """Outer step: the compressed protocol's lr, and dense DiLoCo's Nesterov SGD (the baseline)."""
+    """The protocol's outer step: theta -= lr * average of the selected, median-clipped updates."""
     lr: float = 1.0
+
+    def problems(self) -> list[tuple[str, str]]:
+        return [("lr", "must be > 0")] if self.lr <= 0 else []
+
+
+@dataclass(frozen=True)
+class BaselineConfig:
+    """Dense DiLoCo's outer Nesterov SGD, the training simulation's baseline (not part of the protocol)."""
     diloco_lr: float = 0.7
     diloco_momentum: float = 0.9
 
     def problems(self) -> list[tuple[str, str]]:
         out = []
-        if self.lr <= 0:
-            out.append(("lr", "must be > 0"))
         if self.diloco_lr <= 0:
             out.append(("diloco_lr", "must be > 0"))
         if not 0 <= self.diloco_momentum < 1:
             out.append(("diloco_momentum", "must be in [0, 1)"))
+        return out
+
+
+@dataclass(frozen=True)
+class ProtocolConfig:
+    """What a live network agrees on besides the model and codec: timing, selection, scoring, weights.
+
+    Defaults follow Templar's final settings (../shared/research/templar.md) where one exists; the
+    presets override timing for their model size.
+    """
+    blocks_per_window: int = 4          # Templar: 115 blocks (~23 min) for 70B; local blocks are ~1 s
+    upload_grace_blocks: int = 1        # uploads of window w are accepted until last_block(w) + grace
+    aggregate_deadline_blocks: int = 1  # aggregate-w must be stored by upload deadline + this
+    peers_per_window: int = 20          # top-G aggregated (Templar: 20 gather peers)
+    newcomer_slots: int = 2             # of the G slots, kept for unrated miners so newcomers can enter
+    evaluations_per_window: int = 20    # miners evaluated per window (Templar: uids_per_window 20)
+    own_eval_samples: int = 8           # samples of the miner's own assignment per evaluation (Templar: 8)
+    random_eval_samples: int = 8        # one random batch shared by the window
+    eval_lr_scale: float = 0.2          # evaluation step = outer lr x this (Templar: eval_lr_factor 0.2)
+    weights_interval: int = 3           # windows between set_weights (Templar: every 3 windows)
+    checkpoint_interval: int = 10       # windows between checkpoints (Templar: every 10 outer steps)
+    openskill_beta: float = 7.0         # PlackettLuce beta (Templar: 7, after beta 20 decayed too slowly, tplr #297)
+    openskill_tau: float = 0.1          # PlackettLuce tau (Templar: 0.1)
+    pot_warmup_windows: int = 10        # proof-of-training average counts as 1 before this many evaluations (tplr #644)
+    pot_threshold: float = 0.1          # proof-of-training average below this gives weight 0 (Templar bma_threshold)
+    pot_ema: float = 0.1                # weight of the newest evaluation in the proof-of-training average
+    missing_penalty: float = 0.75       # score multiplier for a window without a valid upload (Templar 0.75)
+    inactivity_decay: float = 0.75      # per window without uploads (Templar 0.75)
+    inactivity_reset_windows: int = 3   # ratings reset after this many inactive windows (Templar 3)
+    negative_exclusion: int = 3         # consecutive negative scores that leave a miner out of aggregation
+    copy_overlap_threshold: float = 0.6  # top-k index overlap with an earlier upload that marks a copy
+    copy_grace_windows: int = 20        # no copy verdicts in the first windows: honest overlap is high (tplr #548)
+    weight_ramp: float = 2.0            # top-to-bottom weight ratio of the top-G (Templar: linear 2:1)
+    norm_bound_ratio: float = 1.0       # an update's L2 norm may be at most this x the global model's norm
+
+    def problems(self) -> list[tuple[str, str]]:
+        out = []
+        for name in ("blocks_per_window", "peers_per_window", "evaluations_per_window", "own_eval_samples",
+                     "random_eval_samples", "weights_interval", "checkpoint_interval", "inactivity_reset_windows",
+                     "negative_exclusion"):
+            if getattr(self, name) < 1:
+                out.append((name, "must be >= 1"))
+        for name in ("upload_grace_blocks", "aggregate_deadline_blocks", "newcomer_slots", "pot_warmup_windows",
+                     "copy_grace_windows"):
+            if getattr(self, name) < 0:
+                out.append((name, "must be >= 0"))
+        if self.blocks_per_window >= 1 and self.upload_grace_blocks + self.aggregate_deadline_blocks >= self.blocks_per_window:
+            out.append(("aggregate_deadline_blocks", "upload_grace_blocks + aggregate_deadline_blocks must be "
+                                                     f"< blocks_per_window ({self.blocks_per_window}), so "
+                                                     "aggregate w lands inside window w+1"))
+        if self.peers_per_window >= 1 and self.newcomer_slots >= self.peers_per_window:
+            out.append(("newcomer_slots", f"must be < peers_per_window ({self.peers_per_window})"))
+        for name in ("eval_lr_scale", "openskill_beta", "weight_ramp", "norm_bound_ratio"):
+            if getattr(self, name) <= 0:
+                out.append((name, "must be > 0"))
+        if 0 < self.weight_ramp < 1:
+            out.append(("weight_ramp", "must be >= 1 (the top miner gets at least the bottom one's weight)"))
+        if self.openskill_tau < 0:
+            out.append(("openskill_tau", "must be >= 0"))
+        for name in ("pot_threshold", "pot_ema", "missing_penalty", "inactivity_decay", "copy_overlap_threshold"):
+            if not 0 <= getattr(self, name) <= 1:
+                out.append((name, "must be in [0, 1]"))
         return out
 
 
@@ -139,6 +207,8 @@ class Preset:
     train: TrainConfig = field(default_factory=TrainConfig)
     compression: CompressionConfig = field(default_factory=CompressionConfig)
     outer: OuterConfig = field(default_factory=OuterConfig)
+    protocol: ProtocolConfig = field(default_factory=ProtocolConfig)
+    baseline: BaselineConfig = field(default_factory=BaselineConfig)
 
     @property
     def samples_per_window(self) -> int:
@@ -205,8 +275,4 @@ def load_preset(name_or_path: str | Path) -> Preset:
     if not path.is_file():
         available = ", ".join(sorted(p.stem for p in HPARAMS_DIR.glob("*.yaml")))
         raise ConfigError(f"{path}: no such preset (available: {available})")
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
-    return parse_preset(data, path)
+    return parse_preset(load_yaml(path, ConfigError, "preset"), path)

@@ -11,15 +11,17 @@ split is block i of its shards taken in order, never crossing a shard boundary.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import lzma
-import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
+
+from subnet.files import atomic_write
 
 DEFAULT_CORPUS = Path(__file__).resolve().parent / "corpus" / "shakespeare.txt.xz"
 MANIFEST_FORMAT = "tessera-tokens-v1"
@@ -75,15 +77,10 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _write_atomic(path: Path, write: Callable[[Path], None]) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    write(tmp)
-    os.replace(tmp, path)
-
-
-def _save_npy(path: Path, array: np.ndarray) -> None:
-    with open(path, "wb") as f:
-        np.save(f, array, allow_pickle=False)
+def _npy_bytes(array: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    np.save(buffer, array, allow_pickle=False)
+    return buffer.getvalue()
 
 
 @dataclass(frozen=True)
@@ -132,13 +129,13 @@ def prepare_dataset(out_dir: Path, corpus: Path | None = None, vocab_size: int =
         for i, first in enumerate(range(0, len(stream), shard_tokens)):
             tokens = stream[first:first + shard_tokens]
             path = out_dir / f"{split}-{i:05d}.npy"
-            _write_atomic(path, lambda tmp, tokens=tokens: _save_npy(tmp, tokens))
+            atomic_write(path, _npy_bytes(tokens))
             shards.append({"file": path.name, "split": split, "tokens": int(tokens.size),
                            "sha256": sha256_file(path)})
-    _write_atomic(out_dir / "tokenizer.json", lambda tmp: tokenizer.save(str(tmp)))
+    atomic_write(out_dir / "tokenizer.json", tokenizer.to_str(pretty=True))  # what tokenizer.save writes
     manifest = {"format": MANIFEST_FORMAT, "vocab_size": tokenizer.get_vocab_size(), "eot_id": eot_id,
                 "tokenizer_sha256": sha256_file(out_dir / "tokenizer.json"), "shards": shards}
-    _write_atomic(out_dir / "manifest.json", lambda tmp: tmp.write_text(json.dumps(manifest, indent=1)))
+    atomic_write(out_dir / "manifest.json", json.dumps(manifest, indent=1))
     total = {s: sum(x["tokens"] for x in shards if x["split"] == s) for s in ("train", "val")}
     return PrepareReport(out_dir=out_dir, documents=len(docs), vocab_size=manifest["vocab_size"],
                          train_tokens=total["train"], val_tokens=total["val"], shards=len(shards))

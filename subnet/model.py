@@ -35,6 +35,25 @@ def build_model(cfg: ModelConfig, seed: int) -> LlamaForCausalLM:
     return model
 
 
+Params = dict[str, torch.Tensor]
+
+
+def get_params(model: torch.nn.Module) -> Params:
+    """The model's parameters as name -> tensor: detached float32 CPU copies, safe to keep."""
+    return {name: p.detach().to("cpu", torch.float32, copy=True) for name, p in model.named_parameters()}
+
+
+@torch.no_grad()
+def set_params(model: torch.nn.Module, params: Params) -> None:
+    """Copy ``params`` into the model in place (to its device and dtype); every name must match."""
+    own = dict(model.named_parameters())
+    if set(own) != set(params):
+        missing, extra = sorted(set(own) - set(params)), sorted(set(params) - set(own))
+        raise KeyError(f"parameter names differ: missing {missing[:3]}, unexpected {extra[:3]}")
+    for name, p in own.items():
+        p.copy_(params[name])
+
+
 def param_shapes(cfg: ModelConfig) -> dict[str, tuple[int, ...]]:
     """Parameter names and shapes of the preset's model, without allocating it."""
     with torch.device("meta"):

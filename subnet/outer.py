@@ -2,9 +2,14 @@
 
 `sparse_outer_step` is the protocol's: clip each selected update to the median norm of the selection
 (so one huge update cannot dominate), average each entry over the updates that carry it, and descend.
-`NesterovOuter` is dense DiLoCo's outer optimiser, used as the baseline in the training simulation.
+It is bit-for-bit reproducible on CPU float32: the norms come in as numbers (the wire computes them
+from each packet's tables and code counts, with no float reduction over the tensor), and everything
+else is element-wise, in the order the updates are given. `NesterovOuter` is dense DiLoCo's outer
+optimiser, used as the baseline in the training simulation.
 """
 from __future__ import annotations
+
+from collections.abc import Iterable
 
 import torch
 
@@ -12,42 +17,38 @@ Update = dict[str, torch.Tensor]
 
 
 def update_norm(update: Update) -> float:
+    """Global L2 norm of a dense update (float64 accumulation)."""
     return float(torch.sqrt(sum((t.double() ** 2).sum() for t in update.values())))
 
 
-def clip_to_median_norm(updates: list[Update]) -> list[Update]:
-    """Scale each update whose global L2 norm exceeds the selection's median norm down to it."""
-    if not updates:
+def median_clip_scales(norms: list[float]) -> list[float]:
+    """Per update, the factor that brings its norm down to the selection's median norm (1.0 for
+    those at or below it). The lower median for an even count: the stricter of the two."""
+    if not norms:
         return []
-    norms = torch.tensor([update_norm(u) for u in updates], dtype=torch.float64)
-    median = float(norms.median())  # lower median for an even count: the stricter of the two
-    clipped = []
-    for update, norm in zip(updates, norms.tolist()):
-        scale = median / norm if norm > median and norm > 0 else 1.0
-        clipped.append({name: t * scale for name, t in update.items()} if scale != 1.0 else update)
-    return clipped
+    median = sorted(norms)[(len(norms) - 1) // 2]
+    return [median / norm if norm > median and norm > 0 else 1.0 for norm in norms]
 
 
-def average_overlapping(updates: list[Update]) -> Update:
-    """Per entry, the mean over the updates in which that entry is non-zero (0 where none are)."""
-    out = {}
-    for name in updates[0]:
-        total = torch.zeros_like(updates[0][name])
-        count = torch.zeros_like(updates[0][name])
-        for update in updates:
-            t = update[name]
-            total += t
-            count += (t != 0).to(t.dtype)
-        out[name] = total / count.clamp(min=1)
-    return out
+def sparse_outer_step(theta: Update, updates: Iterable[Update], norms: list[float], lr: float) -> Update:
+    """theta - lr * (per entry, the mean over the updates carrying it of the median-clipped updates).
 
-
-def sparse_outer_step(theta: Update, updates: list[Update], lr: float) -> Update:
-    """theta - lr * average_overlapping(clip_to_median_norm(updates)); inputs are not modified."""
-    if not updates:
+    ``updates`` is consumed once, in order, so a generator keeps one dense update in memory at a
+    time; ``norms[i]`` is the norm of the i-th update. Inputs are not modified.
+    """
+    scales = median_clip_scales(list(norms))
+    total = {name: torch.zeros_like(t) for name, t in theta.items()}
+    count = {name: torch.zeros_like(t) for name, t in theta.items()}
+    seen = 0
+    for update, scale in zip(updates, scales, strict=True):
+        seen += 1
+        for name in theta:
+            t = update[name] if scale == 1.0 else update[name] * scale
+            total[name] += t
+            count[name] += (t != 0).to(t.dtype)
+    if seen == 0:
         return {name: t.clone() for name, t in theta.items()}
-    average = average_overlapping(clip_to_median_norm(updates))
-    return {name: theta[name] - lr * average[name] for name in theta}
+    return {name: theta[name] - (total[name] / count[name].clamp(min=1)) * lr for name in theta}
 
 
 def mean_update(updates: list[Update]) -> Update:

@@ -17,19 +17,19 @@ from dataclasses import asdict, dataclass, field
 
 import torch
 
-from subnet.compression.codec import (
-    compress_with_feedback,
-    decode_packet,
-    packet_from_bytes,
-    packet_stats,
-    packet_to_bytes,
-)
+import math
+
+from subnet.compression.codec import packet_stats, packet_to_bytes
+from subnet.compression.spec import CodecSpec
 from subnet.config import Preset
 from subnet.data import TokenDataset
-from subnet.model import build_model
-from subnet.outer import NesterovOuter, mean_update, sparse_outer_step
+from subnet.keys import Keypair
+from subnet.model import build_model, get_params, model_hash, set_params
+from subnet.outer import NesterovOuter, mean_update
+from subnet.protocol.window import aggregate_result, compress_update, inner_first_step, inner_phase
 from subnet.sampler import assigned_samples
 from subnet.train import eval_loss, inner_steps, make_optimizer
+from subnet.wire.gradient import GradientExpectation, decode_gradient, encode_gradient
 
 RUN_NAMES = ("compressed", "diloco", "adamw_same_compute", "adamw_same_tokens")
 Params = dict[str, torch.Tensor]
@@ -56,6 +56,7 @@ class SimResult:
     compression_ratio: float
     index_bits_per_value: float
     index_bits_floor: float
+    signed_object_bytes: int = 0  # mean size of a signed gradient object (packet + metadata + signature)
 
     def to_json(self) -> dict:
         return {
@@ -66,6 +67,7 @@ class SimResult:
             "compression_ratio": self.compression_ratio,
             "index_bits_per_value": self.index_bits_per_value,
             "index_bits_floor": self.index_bits_floor,
+            "signed_object_bytes": self.signed_object_bytes,
         }
 
 
@@ -76,18 +78,11 @@ class Worker:
         self.model = build_model(preset.model, preset.seed)
         self.optimizer = make_optimizer(self.model, preset.train)
 
-    @torch.no_grad()
     def load(self, theta: Params) -> None:
-        for name, p in self.model.named_parameters():
-            p.copy_(theta[name])
+        set_params(self.model, theta)
 
     def params(self) -> Params:
-        return {name: p.detach().clone() for name, p in self.model.named_parameters()}
-
-
-def _train_round(worker: Worker, preset: Preset, batches: list[torch.Tensor], round_index: int) -> None:
-    inner_steps(worker.model, worker.optimizer, batches, preset.train,
-                first_step=round_index * preset.train.inner_steps)
+        return get_params(self.model)
 
 
 def run_train_sim(preset: Preset, train: TokenDataset, val: TokenDataset, miners: int, rounds: int,
@@ -112,7 +107,7 @@ def run_train_sim(preset: Preset, train: TokenDataset, val: TokenDataset, miners
 
     probe = Worker(preset)
     theta0 = probe.params()
-    shapes = {name: tuple(t.shape) for name, t in theta0.items()}
+    spec = CodecSpec({name: tuple(t.shape) for name, t in theta0.items()}, preset.compression)
     n_params = sum(t.numel() for t in theta0.values())
     initial_loss = eval_loss(probe.model, val_batches)
 
@@ -121,6 +116,7 @@ def run_train_sim(preset: Preset, train: TokenDataset, val: TokenDataset, miners
         return eval_loss(probe.model, val_batches)
 
     results: dict[str, RunResult] = {}
+    signed_object_bytes = 0
     codec_stats = []
 
     def finish(name: str, curve: list, started: float, bytes_per_round: int) -> None:
@@ -136,37 +132,42 @@ def run_train_sim(preset: Preset, train: TokenDataset, val: TokenDataset, miners
         report(name, r + 1, rounds, loss)
 
     def miner_deltas(workers: list[Worker], theta: Params, r: int) -> list[Params]:
-        """Each miner trains its window from theta; its pseudo-gradient is theta - local."""
-        deltas = []
-        for uid, worker in enumerate(workers):
-            worker.load(theta)
-            _train_round(worker, preset, miner_batches(r, uid), r)
-            local = worker.params()
-            deltas.append({n: theta[n] - local[n] for n in theta})
-        return deltas
+        """Each miner's inner phase of window r from theta (every round has an aggregate, so the
+        version is r): its pseudo-gradient theta - local."""
+        first_step = inner_first_step(r, preset.train)
+        return [inner_phase(worker.model, worker.optimizer, theta, miner_batches(r, uid), preset.train,
+                            first_step).pseudo_gradient
+                for uid, worker in enumerate(workers)]
 
     if "compressed" in runs:
+        # The protocol's own path: compress, sign, check as a validator does, aggregate.
         started = time.perf_counter()
         workers = [Worker(preset) for _ in range(miners)]
+        keys = [Keypair.from_seed(bytes([uid % 256]) * 32) for uid in range(miners)]
         errors = [{n: torch.zeros_like(t) for n, t in theta0.items()} for _ in range(miners)]
-        theta, curve, sizes = dict(theta0), [], []
+        theta, curve, sizes, signed_sizes = dict(theta0), [], [], []
         for r in range(rounds):
-            updates = []
+            base = model_hash(theta)
+            gradients = []
             for uid, delta in enumerate(miner_deltas(workers, theta, r)):
-                errors[uid], packet, _ = compress_with_feedback(errors[uid], delta, preset.compression)
-                wire = packet_to_bytes(packet)
-                sizes.append(len(wire))
-                received = packet_from_bytes(wire, shapes, preset.compression)  # as a validator reads it
-                codec_stats.append(packet_stats(received, len(wire)))
-                updates.append(decode_packet(received))
-            theta = sparse_outer_step(theta, updates, preset.outer.lr)
+                errors[uid], packet = compress_update(errors[uid], delta, preset.compression)
+                wire = encode_gradient(packet, keys[uid], r, uid, base)
+                packet_bytes = len(packet_to_bytes(packet))  # the codec's size, as compression_ratio counts it
+                sizes.append(packet_bytes)
+                signed_sizes.append(len(wire))
+                gradient = decode_gradient(wire, spec, GradientExpectation(
+                    window=r, uid=uid, hotkey=keys[uid].address, base_model_hash=base, norm_bound=math.inf))
+                codec_stats.append(packet_stats(gradient.packet, packet_bytes))
+                gradients.append(gradient)
+            theta = aggregate_result(theta, gradients, preset.outer.lr)
             checkpoint("compressed", theta, r, curve)
         finish("compressed", curve, started, round(sum(sizes) / len(sizes)))
+        signed_object_bytes = round(sum(signed_sizes) / len(signed_sizes))
 
     if "diloco" in runs:
         started = time.perf_counter()
         workers = [Worker(preset) for _ in range(miners)]
-        outer = NesterovOuter(preset.outer.diloco_lr, preset.outer.diloco_momentum)
+        outer = NesterovOuter(preset.baseline.diloco_lr, preset.baseline.diloco_momentum)
         theta, curve = dict(theta0), []
         for r in range(rounds):
             theta = outer.step(theta, mean_update(miner_deltas(workers, theta, r)))
@@ -183,7 +184,8 @@ def run_train_sim(preset: Preset, train: TokenDataset, val: TokenDataset, miners
         started = time.perf_counter()
         worker, curve = Worker(preset), []
         for r in range(rounds):
-            _train_round(worker, preset, batches_for(r), r)
+            inner_steps(worker.model, worker.optimizer, batches_for(r), preset.train,
+                        first_step=inner_first_step(r, preset.train))
             checkpoint(name, worker.params(), r, curve)
         finish(name, curve, started, 0)
 
@@ -196,4 +198,5 @@ def run_train_sim(preset: Preset, train: TokenDataset, val: TokenDataset, miners
         ratio = index_bits = floor = float("nan")
     return SimResult(preset=preset.name, miners=miners, rounds=rounds, inner_steps=H, parameters=n_params,
                      initial_eval_loss=initial_loss, runs=results, compression_ratio=ratio,
-                     index_bits_per_value=index_bits, index_bits_floor=floor)
+                     index_bits_per_value=index_bits, index_bits_floor=floor,
+                     signed_object_bytes=signed_object_bytes)

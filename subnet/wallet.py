@@ -3,7 +3,7 @@ hex seed and SS58 address.
 
 Files are written atomically with mode 0600 inside a 0700 directory. The default
 wallet directory is ~/.tessera/wallets, overridden by $TESSERA_WALLET_DIR, overridden
-by an explicit ``dir`` argument (``--dir`` on the command line).
+by an explicit ``dir`` argument (``--wallet-dir`` on the command line).
 """
 
 from __future__ import annotations
@@ -12,18 +12,17 @@ import argparse
 import json
 import os
 import re
-import stat
 import sys
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from subnet.files import atomic_write
 from subnet.keys import SS58_PREFIX, Keypair
 
 WALLET_DIR_ENV = "TESSERA_WALLET_DIR"
 DEFAULT_WALLET_DIR = Path("~/.tessera/wallets")
 KEY_NAMES = ("coldkey", "hotkey")
-_WALLET_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$")
+WALLET_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}")
 
 
 class WalletError(Exception):
@@ -49,7 +48,7 @@ def resolve_wallet_dir(dir: str | os.PathLike | None = None) -> Path:
 
 
 def _check_name(name: str) -> None:
-    if not _WALLET_NAME.match(name or ""):
+    if not WALLET_NAME.fullmatch(name or ""):
         raise WalletError(
             f"invalid wallet name {name!r}: use letters, digits, '_', '.', '-' (not starting with '.' or '-')"
         )
@@ -63,22 +62,6 @@ def _make_private_dir(path: Path, tighten_existing: bool) -> None:
         path.chmod(0o700)  # mkdir's mode is filtered by the umask
     elif tighten_existing:
         path.chmod(0o700)
-
-
-def _write_private_file(path: Path, text: str) -> None:
-    """Write via a 0600 temp file in the same directory, then rename over ``path``,
-    so a reader never sees a half-written key."""
-    descriptor, temp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
-            os.fchmod(handle.fileno(), 0o600)
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temp_name, path)
-    except BaseException:
-        Path(temp_name).unlink(missing_ok=True)
-        raise
 
 
 def _key_document(keypair: Keypair) -> str:
@@ -119,7 +102,7 @@ def create_wallet(name: str, dir: str | os.PathLike | None = None, overwrite: bo
     _make_private_dir(wallet_path, tighten_existing=True)
     keys = {key: Keypair.generate() for key in KEY_NAMES}
     for key, keypair in keys.items():
-        _write_private_file(wallet_path / key, _key_document(keypair))
+        atomic_write(wallet_path / key, _key_document(keypair), mode=0o600)  # never half a key
     return Wallet(name=name, path=wallet_path, coldkey=keys["coldkey"], hotkey=keys["hotkey"])
 
 
@@ -144,13 +127,9 @@ def list_wallets(dir: str | os.PathLike | None = None) -> list[str]:
     return sorted(entry.name for entry in root.iterdir() if (entry / "coldkey").is_file())
 
 
-def is_private(path: Path) -> bool:
-    """True when group and others have no access to ``path``."""
-    return stat.S_IMODE(path.stat().st_mode) & 0o077 == 0
-
-
 # ---------------------------------------------------------------------------
-# Command line: `wallet create NAME [--dir DIR] [--overwrite]`, `wallet list [--dir DIR]`.
+# Command line: `wallet create NAME [--wallet-dir DIR] [--overwrite]`, `wallet list [--wallet-dir DIR]`.
+# Failures are raised as WalletError; `subnet`'s main prints them as one line.
 # ---------------------------------------------------------------------------
 
 
@@ -161,18 +140,14 @@ def _print_wallet(wallet: Wallet) -> None:
 
 
 def _run_create(args: argparse.Namespace) -> int:
-    try:
-        wallet = create_wallet(args.name, args.dir, overwrite=args.overwrite)
-    except WalletError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
+    wallet = create_wallet(args.name, args.wallet_dir, overwrite=args.overwrite)
     print(f"Created wallet; addresses are SS58 with network prefix {SS58_PREFIX}.")
     _print_wallet(wallet)
     return 0
 
 
 def _run_list(args: argparse.Namespace) -> int:
-    root = resolve_wallet_dir(args.dir)
+    root = resolve_wallet_dir(args.wallet_dir)
     names = list_wallets(root)
     if not names:
         print(f"No wallets in {root}.")
@@ -182,8 +157,8 @@ def _run_list(args: argparse.Namespace) -> int:
     for name in names:
         try:
             _print_wallet(load_wallet(name, root))
-        except WalletError as error:
-            print(f"{name}: error: {error}", file=sys.stderr)
+        except WalletError as error:  # list the others all the same
+            print(f"subnet: error: {error}", file=sys.stderr)
             status = 1
     return status
 
@@ -194,15 +169,19 @@ def add_wallet_commands(subparsers: argparse._SubParsersAction) -> argparse.Argu
     wallet_parser = subparsers.add_parser("wallet", help="create and list wallets (ed25519 keys)")
     commands = wallet_parser.add_subparsers(dest="wallet_command", metavar="{create,list}")
     commands.required = True
-    dir_help = f"wallet directory (default: ${WALLET_DIR_ENV} or {DEFAULT_WALLET_DIR})"
+
+    def add_wallet_dir(parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("--wallet-dir", default=None,
+                            help=f"wallet directory (default: ${WALLET_DIR_ENV} or {DEFAULT_WALLET_DIR})")
+        parser.add_argument("--dir", dest="wallet_dir", help=argparse.SUPPRESS)  # the old name
 
     create = commands.add_parser("create", help="create a wallet with a new coldkey and hotkey")
     create.add_argument("name", help="wallet name")
-    create.add_argument("--dir", default=None, help=dir_help)
+    add_wallet_dir(create)
     create.add_argument("--overwrite", action="store_true", help="replace an existing wallet's keys")
     create.set_defaults(func=_run_create)
 
     listing = commands.add_parser("list", help="list wallets and their addresses")
-    listing.add_argument("--dir", default=None, help=dir_help)
+    add_wallet_dir(listing)
     listing.set_defaults(func=_run_list)
     return wallet_parser

@@ -1,4 +1,6 @@
+import json
 import math
+import struct
 
 import numpy as np
 import pytest
@@ -11,10 +13,15 @@ from subnet.compression.codec import (
     CodecError,
     compress_with_feedback,
     decode_packet,
+    decode_packet_codes,
+    decode_packet_indices,
     encode_tensors,
     packet_from_bytes,
+    packet_from_header,
     packet_stats,
     packet_to_bytes,
+    read_packet_header,
+    reconstruct_all,
 )
 from subnet.compression.index_code import (
     decode_indices,
@@ -24,6 +31,7 @@ from subnet.compression.index_code import (
     unpack_bits,
 )
 from subnet.compression.quantize import quantize_values
+from subnet.compression.spec import CodecSpec
 from subnet.config import CompressionConfig
 
 SHAPES = {"matrix": (256, 128), "vector": (192,), "odd": (100, 37), "conv": (8, 4, 3, 3), "scalar_row": (1, 5)}
@@ -41,10 +49,34 @@ def test_decode_equals_transmitted_exactly(use_dct, bits):
     x = sample()
     packet, transmitted = encode_tensors(x, codec)
     wire = packet_to_bytes(packet)
-    decoded = decode_packet(packet_from_bytes(wire, {n: tuple(t.shape) for n, t in x.items()}, codec))
+    decoded = decode_packet(packet_from_bytes(wire, CodecSpec({n: tuple(t.shape) for n, t in x.items()}, codec)))
     for name in x:
         assert decoded[name].shape == x[name].shape
         assert torch.equal(decoded[name], transmitted[name]), name
+
+
+@pytest.mark.parametrize("use_dct", [False, True])
+def test_decode_stages_composed_by_hand_equal_decode_packet(use_dct):
+    """The stages a gradient reader runs one by one (header, streams, indices, codes, scatter) give
+    the same tensors, bit for bit, as the one-call decoder."""
+    codec = CompressionConfig(tile=16, topk=8, value_bits=3, use_dct=use_dct)
+    spec = CodecSpec(SHAPES, codec)
+    packet, transmitted = encode_tensors(sample(seed=5), codec, metadata={"window": "9"})
+    data = packet_to_bytes(packet)
+    parsed = read_packet_header(data, spec)
+    staged = packet_from_header(data, parsed, spec)
+    assert staged.metadata == {"window": "9"}
+    indices, codes = decode_packet_indices(staged), decode_packet_codes(staged)
+    for name, layout in spec.layouts.items():
+        assert indices[name].shape == (layout.num_chunks, layout.k)
+        assert codes[name].shape == (layout.num_kept,)
+    by_hand = reconstruct_all(staged, indices, codes)
+    reference = decode_packet(packet_from_bytes(data, spec))
+    assert list(by_hand) == list(reference) == list(SHAPES)
+    for name in SHAPES:
+        assert by_hand[name].dtype == reference[name].dtype == torch.float32
+        assert torch.equal(by_hand[name].view(torch.int32), reference[name].view(torch.int32)), name
+        assert torch.equal(by_hand[name], transmitted[name]), name
 
 
 def test_topk_keeps_largest_per_chunk_and_exactly_k():
@@ -163,13 +195,20 @@ class TestRejections:
         packet, _ = encode_tensors(sample(self.shapes), self.codec, metadata={"window": "3"})
         return packet_to_bytes(packet)
 
+    def spec(self, shapes=None, codec=None):
+        return CodecSpec(shapes or self.shapes, codec or self.codec)
+
     def reason(self, data, shapes=None, codec=None, **kw):
         with pytest.raises(CodecError) as err:
-            decode_packet(packet_from_bytes(data, shapes or self.shapes, codec or self.codec, **kw))
+            decode_packet(packet_from_bytes(data, self.spec(shapes, codec), **kw))
         return err.value.reason
 
+    @staticmethod
+    def framed(header: bytes, data_section: bytes = b"") -> bytes:
+        return struct.pack("<Q", len(header)) + header + data_section
+
     def test_metadata_roundtrip(self):
-        assert packet_from_bytes(self.wire(), self.shapes, self.codec).metadata == {"window": "3"}
+        assert packet_from_bytes(self.wire(), self.spec()).metadata == {"window": "3"}
 
     def test_wrong_model(self):
         assert self.reason(self.wire(), shapes={"matrix": (32, 64), "vector": (48,)}) == "wrong_model"
@@ -184,15 +223,34 @@ class TestRejections:
     def test_truncated(self):
         data = self.wire()
         assert self.reason(data[:5]) == "truncated"
-        assert self.reason(data[:-3]) in {"bad_safetensors", "bad_length"}
+        assert self.reason(data[:-3]) == "bad_tensor_entry"  # the offsets run past the data section
+        (header_len,) = struct.unpack("<Q", data[:8])
+        assert self.reason(data[:8 + header_len - 1]) == "truncated"
 
     def test_huge_header(self):
         data = self.wire()
-        assert self.reason((10**12).to_bytes(8, "little") + data[8:]) == "bad_header"
+        assert self.reason((10**12).to_bytes(8, "little") + data[8:]) == "header_too_large"
+
+    def test_malformed_headers_get_their_reason(self):
+        entry = {"dtype": "U8", "shape": [2], "data_offsets": [0, 2]}
+        for header, reason in ((b"not json", "bad_header"), (b"[1, 2]", "bad_header"),
+                               (b'{"a": 1, "a": 2}', "bad_header"), (b'{"x": NaN}', "bad_header"),
+                               (json.dumps({"__metadata__": {"format": 1}}).encode(), "bad_metadata"),
+                               (json.dumps({"__metadata__": []}).encode(), "bad_metadata"),
+                               (json.dumps({"t": {**entry, "dtype": "Q9"}}).encode(), "bad_tensor_entry"),
+                               (json.dumps({"t": {**entry, "shape": [3]}}).encode(), "bad_tensor_entry"),
+                               (json.dumps({"t": {**entry, "data_offsets": [0, 3]}}).encode(), "bad_tensor_entry"),
+                               (json.dumps({"t": {**entry, "extra": 1}}).encode(), "bad_tensor_entry")):
+            assert self.reason(self.framed(header, b"\0\0")) == reason, header
+
+    def test_overlapping_tensors_are_refused(self):
+        entry = {"dtype": "U8", "shape": [2], "data_offsets": [0, 2]}
+        header = json.dumps({"a": entry, "b": entry}).encode()
+        assert self.reason(self.framed(header, b"\0\0")) == "bad_tensor_entry"
 
     def test_pickle_is_refused(self):
         import pickle
-        assert self.reason(pickle.dumps({"w": [1, 2, 3]})) in {"bad_header", "truncated"}
+        assert self.reason(pickle.dumps({"w": [1, 2, 3]})) in {"header_too_large", "truncated", "bad_header"}
 
     def test_random_bit_flips_never_crash(self):
         data = bytearray(self.wire())
@@ -203,7 +261,7 @@ class TestRejections:
             for pos in rng.integers(0, len(data), size=rng.integers(1, 4)):
                 mutated[pos] ^= 1 << int(rng.integers(0, 8))
             try:
-                decoded = decode_packet(packet_from_bytes(bytes(mutated), self.shapes, self.codec))
+                decoded = decode_packet(packet_from_bytes(bytes(mutated), self.spec()))
             except CodecError as exc:
                 reasons.add(exc.reason)
                 continue
@@ -216,17 +274,15 @@ def test_impossible_stream_lengths_are_refused_before_arithmetic():
     """unary_bits near 2**63 would wrap the byte-length sums; it must be refused as such."""
     from safetensors.numpy import load as st_load
     from safetensors.numpy import save as st_save
-    import json as _json
-    import struct
 
     codec = CompressionConfig(tile=8, topk=2)
     shapes = {f"p{i}": (8, 8) for i in range(16)}
     packet, _ = encode_tensors({n: torch.randn(s) for n, s in shapes.items()}, codec)
     wire = packet_to_bytes(packet)
     (header_len,) = struct.unpack("<Q", wire[:8])
-    metadata = _json.loads(wire[8:8 + header_len])["__metadata__"]
+    metadata = json.loads(wire[8:8 + header_len])["__metadata__"]
     arrays = st_load(wire)
     arrays["unary_bits"] = np.full(16, 2**63 - 1, dtype=np.int64)
     with pytest.raises(CodecError) as err:
-        packet_from_bytes(st_save(arrays, metadata=metadata), shapes, codec)
+        packet_from_bytes(st_save(arrays, metadata=metadata), CodecSpec(shapes, codec))
     assert err.value.reason == "bad_indices"

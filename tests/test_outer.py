@@ -1,37 +1,32 @@
 import pytest
 import torch
 
-from subnet.outer import (
-    NesterovOuter,
-    average_overlapping,
-    clip_to_median_norm,
-    sparse_outer_step,
-    update_norm,
-)
+from subnet.outer import NesterovOuter, median_clip_scales, sparse_outer_step, update_norm
 
 
-def test_clip_to_median_norm():
-    updates = [{"w": torch.tensor([1.0, 0.0])}, {"w": torch.tensor([0.0, 2.0])}, {"w": torch.tensor([6.0, 8.0])}]
-    clipped = clip_to_median_norm(updates)
-    assert [round(update_norm(u), 6) for u in clipped] == [1.0, 2.0, 2.0]
-    # direction kept
-    torch.testing.assert_close(clipped[2]["w"], torch.tensor([1.2, 1.6]))
+def test_median_clip_scales_bring_outliers_to_the_lower_median():
+    norms = [1.0, 2.0, 10.0]
+    assert median_clip_scales(norms) == [1.0, 1.0, 0.2]
+    # even count: the lower median (2.0), so both large updates are clipped to it
+    assert median_clip_scales([4.0, 1.0, 2.0, 8.0]) == [0.5, 1.0, 1.0, 0.25]
+    assert median_clip_scales([]) == []
 
 
-def test_average_counts_only_contributors():
-    a = {"w": torch.tensor([2.0, 0.0, 4.0])}
-    b = {"w": torch.tensor([4.0, 0.0, 0.0])}
-    avg = average_overlapping([a, b])["w"]
-    assert avg.tolist() == [3.0, 0.0, 4.0]
-
-
-def test_sparse_outer_step_descends_and_keeps_inputs():
+def test_outer_step_clips_averages_contributors_and_descends():
     theta = {"w": torch.ones(3)}
     updates = [{"w": torch.tensor([0.6, 0.8, 0.0])}, {"w": torch.tensor([0.6, 0.0, 0.8])},
                {"w": torch.tensor([0.0, 0.0, 5.0])}]  # the outlier is clipped to norm 1
-    new = sparse_outer_step(theta, updates, lr=0.5)
-    torch.testing.assert_close(new["w"], torch.tensor([0.7, 0.6, 1 - 0.5 * 0.9]))
+    norms = [update_norm(u) for u in updates]
+    new = sparse_outer_step(theta, iter(updates), norms, lr=0.5)
+    # entry 0: mean(0.6, 0.6); entry 1: only the first carries it; entry 2: mean(0.8, 1.0)
+    torch.testing.assert_close(new["w"], torch.tensor([1 - 0.5 * 0.6, 1 - 0.5 * 0.8, 1 - 0.5 * 0.9]))
     assert torch.equal(theta["w"], torch.ones(3))
+
+
+def test_outer_step_needs_one_norm_per_update():
+    theta = {"w": torch.ones(2)}
+    with pytest.raises(ValueError):
+        sparse_outer_step(theta, [{"w": torch.ones(2)}], [1.0, 2.0], lr=1.0)
 
 
 def test_nesterov_matches_torch_sgd():
@@ -50,6 +45,5 @@ def test_nesterov_matches_torch_sgd():
 
 def test_empty_selection_leaves_model():
     theta = {"w": torch.ones(2)}
-    assert torch.equal(sparse_outer_step(theta, [], 1.0)["w"], theta["w"])
-    with pytest.raises(IndexError):
-        average_overlapping([])
+    new = sparse_outer_step(theta, [], [], 1.0)
+    assert torch.equal(new["w"], theta["w"]) and new["w"] is not theta["w"]

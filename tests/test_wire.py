@@ -3,10 +3,12 @@ from __future__ import annotations
 
 import collections
 import json
+import math
 import os
 import pickle
 import random
 import struct
+from dataclasses import dataclass
 
 import numpy as np
 import pytest
@@ -14,186 +16,344 @@ import torch
 from safetensors.numpy import load as st_load
 from safetensors.numpy import save as st_save
 
-from subnet import wire
-from subnet.compression.codec import encode_tensors
+from subnet.compression.codec import Packet, decode_packet, encode_tensors
+from subnet.compression.spec import CodecSpec
 from subnet.config import CompressionConfig, load_preset
+from subnet.hashing import sha256_hex
 from subnet.keys import Keypair
 from subnet.model import param_shapes
+from subnet.wire.aggregate import (
+    GENESIS_PREV,
+    AggregateExpectation,
+    aggregate_manifest,
+    decode_aggregate,
+    encode_aggregate,
+    verify_lineage,
+)
+from subnet.wire.gradient import GradientExpectation, decode_gradient, encode_gradient
+from subnet.wire.signing import (
+    ANY_SIGNER,
+    WIRE_VERSION,
+    WireError,
+    canonical_json,
+    sign_json,
+    sign_safetensors,
+    verify_json,
+)
 
 BASE = "ab" * 32
 OTHER_BASE = "cd" * 32
 
 
-def make_setup():
-    """(codec, shapes, packet, transmitted, miner keypair, signed gradient bytes) for the tiny model."""
+@dataclass(frozen=True)
+class WireSetup:
+    """The tiny model's spec, one encoded packet, what it transmits, and its signed gradient object."""
+    spec: CodecSpec
+    packet: Packet
+    transmitted: dict[str, torch.Tensor]
+    miner: Keypair
+    data: bytes  # signed by `miner` for window 12, uid 3, base model BASE
+
+
+def make_setup() -> WireSetup:
     preset = load_preset("tiny")
-    shapes = param_shapes(preset.model)
+    spec = CodecSpec(param_shapes(preset.model), preset.compression)
     generator = torch.Generator().manual_seed(7)
-    tensors = {name: torch.randn(shape, generator=generator) for name, shape in shapes.items()}
+    tensors = {name: torch.randn(shape, generator=generator) for name, shape in spec.shapes.items()}
     packet, transmitted = encode_tensors(tensors, preset.compression)
     miner = Keypair.from_seed(bytes(range(32)))
-    data = wire.encode_gradient(packet, miner, window=12, uid=3, base_model_hash=BASE)
-    return preset.compression, shapes, packet, transmitted, miner, data
+    data = encode_gradient(packet, miner, window=12, uid=3, base_model_hash=BASE)
+    return WireSetup(spec=spec, packet=packet, transmitted=transmitted, miner=miner, data=data)
 
 
 @pytest.fixture(scope="module")
-def setup():
+def setup() -> WireSetup:
     return make_setup()
 
 
-def _decode(setup_tuple, data, **overrides):
-    codec, shapes, _, _, miner, _ = setup_tuple
-    expected = dict(window=12, uid=3, hotkey=miner.address, base_model_hash=BASE)
-    expected.update(overrides)
-    return wire.decode_gradient(data, shapes, codec, **expected)
+def _expect(setup: WireSetup, **overrides) -> GradientExpectation:
+    fields = dict(window=12, uid=3, hotkey=setup.miner.address, base_model_hash=BASE, norm_bound=math.inf)
+    fields.update(overrides)
+    return GradientExpectation(**fields)
+
+
+def _decode(setup: WireSetup, data, **overrides):
+    return decode_gradient(data, setup.spec, _expect(setup, **overrides))
+
+
+def _read_header(data: bytes) -> dict:
+    (header_len,) = struct.unpack("<Q", data[:8])
+    return json.loads(data[8:8 + header_len])
 
 
 def _resign(data: bytes, keypair: Keypair, edit_header=None, edit_arrays=None) -> bytes:
     """An attacker's own, validly signed object built from ``data`` with edits."""
-    (header_len,) = struct.unpack("<Q", data[:8])
-    metadata = json.loads(data[8:8 + header_len])["__metadata__"]
+    metadata = _read_header(data)["__metadata__"]
     arrays = st_load(data)
     if edit_arrays:
         edit_arrays(arrays)
     metadata = {k: v for k, v in metadata.items() if k not in ("signature", "hotkey")}
     if edit_header:
         edit_header(metadata)
-    return wire.sign_safetensors(st_save(arrays, metadata=metadata), keypair)
+    return sign_safetensors(st_save(arrays, metadata=metadata), keypair)
 
 
 def test_gradient_round_trip_is_bit_exact(setup):
-    codec, shapes, packet, transmitted, miner, data = setup
-    gradient = _decode(setup, data)
-    assert (gradient.window, gradient.uid, gradient.hotkey) == (12, 3, miner.address)
+    gradient = _decode(setup, setup.data)
+    assert (gradient.window, gradient.uid, gradient.hotkey) == (12, 3, setup.miner.address)
+    assert gradient.base_model_hash == BASE and gradient.sha256 == sha256_hex(setup.data)
     dense = gradient.dense()
-    for name in shapes:
-        assert torch.equal(dense[name], transmitted[name])
-    expected_norm = float(torch.sqrt(sum((t.double() ** 2).sum() for t in transmitted.values())))
+    for name in setup.spec.shapes:
+        assert torch.equal(dense[name], setup.transmitted[name])
+    expected_norm = float(torch.sqrt(sum((t.double() ** 2).sum() for t in setup.transmitted.values())))
     assert gradient.norm == pytest.approx(expected_norm, rel=1e-9)
-    assert len(data) <= wire.gradient_byte_limit(shapes, codec)
+    assert len(setup.data) <= setup.spec.max_gradient_bytes
 
 
 def test_object_is_still_plain_safetensors(setup):
-    *_, data = setup
-    arrays = st_load(data)
+    arrays = st_load(setup.data)
     assert set(arrays) == {"unary", "remainder", "codes", "tables", "rice_params", "unary_bits"}
 
 
 def test_expected_values_are_enforced(setup):
-    *_, data = setup
     for overrides, reason in ((dict(window=13), "wrong_window"), (dict(uid=4), "wrong_uid"),
                               (dict(base_model_hash=OTHER_BASE), "wrong_base_model"),
                               (dict(hotkey=Keypair.generate().address), "wrong_hotkey")):
-        with pytest.raises(wire.WireError) as info:
-            _decode(setup, data, **overrides)
-        assert info.value.reason == reason
+        with pytest.raises(WireError) as info:
+            _decode(setup, setup.data, **overrides)
+        assert info.value.reason == reason, overrides
+
+
+def test_any_signer_accepts_another_author_but_not_a_forgery(setup):
+    other = _resign(setup.data, Keypair.generate())
+    assert _decode(setup, other, hotkey=ANY_SIGNER).hotkey != setup.miner.address
+    with pytest.raises(WireError) as info:
+        _decode(setup, other)
+    assert info.value.reason == "wrong_hotkey"
+    header = _read_header(other)
+    header["__metadata__"]["hotkey"] = setup.miner.address  # claims the miner, keeps the other's signature
+    text = canonical_json(header)
+    text += b" " * (-len(text) % 8)
+    forged = struct.pack("<Q", len(text)) + text + other[8 + struct.unpack("<Q", other[:8])[0]:]
+    with pytest.raises(WireError) as info:
+        _decode(setup, forged, hotkey=ANY_SIGNER)
+    assert info.value.reason == "bad_signature"
 
 
 def test_norm_bound(setup):
-    *_, data = setup
-    norm = _decode(setup, data).norm
-    assert _decode(setup, data, norm_bound=norm * 1.01).norm == norm
-    with pytest.raises(wire.WireError) as info:
-        _decode(setup, data, norm_bound=norm * 0.99)
+    norm = _decode(setup, setup.data).norm
+    assert _decode(setup, setup.data, norm_bound=norm * 1.01).norm == norm
+    with pytest.raises(WireError) as info:
+        _decode(setup, setup.data, norm_bound=norm * 0.99)
     assert info.value.reason == "norm_bound"
+
+
+def test_decoding_without_an_expectation_is_impossible(setup):
+    with pytest.raises(TypeError):
+        GradientExpectation(window=1, uid=0, hotkey=setup.miner.address, base_model_hash=BASE)
+    with pytest.raises(TypeError):
+        decode_gradient(setup.data, setup.spec)
+    with pytest.raises(TypeError):
+        AggregateExpectation(window=1, hotkey=setup.miner.address, base_model_hash=BASE,
+                             prev_aggregate_sha256=GENESIS_PREV, max_parts=4)
+    with pytest.raises(TypeError):
+        decode_aggregate(setup.data, setup.spec)
+    raw = sign_json({"wire_format": WIRE_VERSION, "kind": "x"}, setup.miner)
+    with pytest.raises(TypeError):
+        verify_json(raw)
+    with pytest.raises(TypeError):
+        verify_json(raw, expected_kind="x")  # the author must be named too (or ANY_SIGNER)
+    with pytest.raises(TypeError):
+        verify_json(raw, setup.miner.address, "x")  # keyword-only: no positional mix-ups
+    with pytest.raises(TypeError):
+        verify_lineage([], "11" * 32)
 
 
 def test_gradient_byte_limit_covers_the_worst_valid_packet():
     # One dense chunk per tensor with k = chunk size: every index kept, the largest possible streams.
     codec = CompressionConfig(tile=4, topk=16, value_bits=8)
-    shapes = {"a": (8, 8), "b": (16,)}
+    spec = CodecSpec({"a": (8, 8), "b": (16,)}, codec)
     generator = torch.Generator().manual_seed(1)
-    packet, _ = encode_tensors({n: torch.randn(s, generator=generator) for n, s in shapes.items()}, codec)
-    data = wire.encode_gradient(packet, Keypair.generate(), 0, 0, BASE)
-    assert len(data) <= wire.gradient_byte_limit(shapes, codec)
-    wire.decode_gradient(data, shapes, codec)
+    packet, _ = encode_tensors({n: torch.randn(s, generator=generator) for n, s in spec.shapes.items()}, codec)
+    author = Keypair.generate()
+    data = encode_gradient(packet, author, 0, 0, BASE)
+    assert len(data) <= spec.max_gradient_bytes
+    decode_gradient(data, spec, GradientExpectation(window=0, uid=0, hotkey=author.address,
+                                                    base_model_hash=BASE, norm_bound=math.inf))
 
 
 def test_signed_json_round_trip_and_tamper():
     key = Keypair.generate()
-    raw = wire.sign_json({"wire_format": wire.WIRE_VERSION, "kind": "x", "n": 1}, key)
-    assert wire.verify_json(raw, expected_hotkey=key.address, expected_kind="x")["n"] == 1
-    for tampered, reason in ((raw.replace(b'"n":1', b'"n":2'), "bad_signature"),
-                             (raw.replace(b'"n":1', b'"n": 1'), "non_canonical_header"),
-                             (raw[:-1], "bad_header")):
-        with pytest.raises(wire.WireError) as info:
-            wire.verify_json(tampered)
-        assert info.value.reason == reason
+    raw = sign_json({"wire_format": WIRE_VERSION, "kind": "x", "n": 1}, key)
+    assert verify_json(raw, expected_hotkey=key.address, expected_kind="x")["n"] == 1
     upper = json.loads(raw)
     upper["signature"] = upper["signature"].upper()
-    with pytest.raises(wire.WireError) as info:
-        wire.verify_json(wire.canonical_json(upper))
-    assert info.value.reason == "bad_signature_format"
+    for tampered, reason in ((raw.replace(b'"n":1', b'"n":2'), "bad_signature"),
+                             (raw.replace(b'"n":1', b'"n": 1'), "non_canonical_header"),
+                             (raw[:-1], "bad_header"),
+                             (canonical_json(upper), "bad_signature_format")):
+        with pytest.raises(WireError) as info:
+            verify_json(tampered, expected_hotkey=key.address, expected_kind="x")
+        assert info.value.reason == reason
+    for hotkey, kind, reason in ((Keypair.generate().address, "x", "wrong_hotkey"), (key.address, "y", "wrong_kind")):
+        with pytest.raises(WireError) as info:
+            verify_json(raw, expected_hotkey=hotkey, expected_kind=kind)
+        assert info.value.reason == reason
 
 
-def _aggregate_chain(setup, windows):
-    codec, shapes, packet, _, _, _ = setup
-    lead = Keypair.from_seed(b"\x01" * 32)
+def test_verify_json_any_signer_accepts_any_author_but_not_a_forgery():
+    alice, bob = Keypair.generate(), Keypair.generate()
+    for author in (alice, bob):
+        raw = sign_json({"wire_format": WIRE_VERSION, "kind": "x", "n": 1}, author)
+        assert verify_json(raw, expected_hotkey=ANY_SIGNER, expected_kind="x")["hotkey"] == author.address
+    # Bob's signature under Alice's name: a valid signer form, but not Alice's signature.
+    document = json.loads(sign_json({"wire_format": WIRE_VERSION, "kind": "x", "n": 1}, bob))
+    document["hotkey"] = alice.address
+    with pytest.raises(WireError) as info:
+        verify_json(canonical_json(document), expected_hotkey=ANY_SIGNER, expected_kind="x")
+    assert info.value.reason == "bad_signature"
+    # ANY_SIGNER is a marker, not a hotkey: its text is not accepted as "any".
+    raw = sign_json({"wire_format": WIRE_VERSION, "kind": "x"}, alice)
+    with pytest.raises(WireError) as info:
+        verify_json(raw, expected_hotkey=str(ANY_SIGNER), expected_kind="x")
+    assert info.value.reason == "wrong_hotkey"
+
+
+# --- aggregates and lineage ---------------------------------------------------------------------
+
+LEAD = Keypair.from_seed(b"\x01" * 32)
+GENESIS = "11" * 32
+
+
+def _aggregate_chain(setup: WireSetup, windows):
+    """Signed aggregates of two miners each for ``windows``, linked from genesis, and their manifests."""
     miners = [Keypair.from_seed(bytes([10 + i]) * 32) for i in range(2)]
-    genesis = "11" * 32
-    prev, model, manifests, objects = wire.GENESIS_PREV, genesis, [], {}
+    prev, model, manifests, objects = GENESIS_PREV, GENESIS, [], {}
     for step, window in enumerate(windows):
-        grads = [wire.encode_gradient(packet, kp, window, uid, model) for uid, kp in enumerate(miners)]
+        grads = [encode_gradient(setup.packet, kp, window, uid, model) for uid, kp in enumerate(miners)]
         result = f"{step + 0x20:02x}" * 32
-        obj = wire.encode_aggregate(window, grads, lead, base_model_hash=model, result_model_hash=result,
-                                    prev_aggregate_sha256=prev)
-        manifests.append(wire.aggregate_manifest(obj, lead))
+        obj = encode_aggregate(window, grads, LEAD, base_model_hash=model, result_model_hash=result,
+                               prev_aggregate_sha256=prev)
+        manifests.append(aggregate_manifest(obj, LEAD))
         objects[window] = obj
-        prev, model = wire.sha256_hex(obj), result
-    return lead, genesis, manifests, objects
+        prev, model = sha256_hex(obj), result
+    return manifests, objects
+
+
+def _aggregate_expect(**overrides) -> AggregateExpectation:
+    fields = dict(window=4, hotkey=LEAD.address, base_model_hash=GENESIS, prev_aggregate_sha256=GENESIS_PREV,
+                  max_parts=8, norm_bound=math.inf)
+    fields.update(overrides)
+    return AggregateExpectation(**fields)
+
+
+@pytest.fixture(scope="module")
+def chain(setup):
+    return _aggregate_chain(setup, [1, 2, 4])
 
 
 def test_aggregate_round_trip_carries_verified_miner_objects(setup):
-    codec, shapes, _, transmitted, _, _ = setup
-    lead, genesis, manifests, objects = _aggregate_chain(setup, [4])
-    aggregate = wire.decode_aggregate(objects[4], shapes, codec, max_parts=8, window=4, hotkey=lead.address)
+    _, objects = _aggregate_chain(setup, [4])
+    aggregate = decode_aggregate(objects[4], setup.spec, _aggregate_expect())
     assert [p.uid for p in aggregate.parts] == [0, 1]
-    assert aggregate.base_model_hash == genesis and aggregate.prev_aggregate_sha256 == wire.GENESIS_PREV
+    assert aggregate.base_model_hash == GENESIS and aggregate.prev_aggregate_sha256 == GENESIS_PREV
+    assert aggregate.sha256 == sha256_hex(objects[4]) and aggregate.hotkey == LEAD.address
+    name = next(iter(setup.spec.shapes))
     for gradient, part in zip(aggregate.gradients, aggregate.parts):
         assert gradient.hotkey == part.hotkey and gradient.sha256 == part.gradient_sha256
-        assert torch.equal(gradient.dense()[next(iter(shapes))], transmitted[next(iter(shapes))])
-    with pytest.raises(wire.WireError) as info:
-        wire.decode_aggregate(objects[4], shapes, codec, max_parts=1)
-    assert info.value.reason in ("too_large", "bad_metadata")
+        assert gradient.base_model_hash == GENESIS and gradient.window == 4
+        assert torch.equal(gradient.dense()[name], setup.transmitted[name])
+    with pytest.raises(WireError) as info:
+        decode_aggregate(objects[4], setup.spec, _aggregate_expect(max_parts=1))
+    assert info.value.reason == "bad_metadata"
+
+
+def test_aggregate_expectations_are_enforced(setup, chain):
+    manifests, objects = chain
+    # The window-2 aggregate applies to the model window 1 produced and links to window 1's object.
+    good = _aggregate_expect(window=2, base_model_hash="20" * 32, prev_aggregate_sha256=sha256_hex(objects[1]))
+    assert decode_aggregate(objects[2], setup.spec, good).window == 2
+    for overrides, reason in ((dict(window=3), "wrong_window"),
+                              (dict(hotkey=Keypair.generate().address), "wrong_hotkey"),
+                              (dict(base_model_hash=GENESIS), "wrong_base_model"),
+                              (dict(prev_aggregate_sha256=GENESIS_PREV), "broken_lineage"),
+                              (dict(prev_aggregate_sha256=sha256_hex(objects[4])), "broken_lineage")):
+        fields = {**good.__dict__, **overrides}
+        with pytest.raises(WireError) as info:
+            decode_aggregate(objects[2], setup.spec, AggregateExpectation(**fields))
+        assert info.value.reason == reason, overrides
+
+
+def test_aggregate_parts_are_checked_against_the_norm_bound(setup):
+    _, objects = _aggregate_chain(setup, [4])
+    norm = decode_aggregate(objects[4], setup.spec, _aggregate_expect()).gradients[0].norm
+    with pytest.raises(WireError) as info:
+        decode_aggregate(objects[4], setup.spec, _aggregate_expect(norm_bound=norm * 0.99))
+    assert info.value.reason == "part_norm_bound"
+
+
+def test_aggregate_listing_a_uid_twice_is_refused(setup):
+    # Two miners' valid gradients, both for uid 0: each part verifies, but uid 0 would count twice.
+    miners = [Keypair.from_seed(bytes([30 + i]) * 32) for i in range(2)]
+    grads = [encode_gradient(setup.packet, kp, 4, 0, GENESIS) for kp in miners]
+    with pytest.raises(ValueError):  # an honest lead cannot make one
+        encode_aggregate(4, grads, LEAD, base_model_hash=GENESIS, result_model_hash=BASE,
+                         prev_aggregate_sha256=GENESIS_PREV)
+    # A hostile lead edits the parts list of a valid aggregate and signs it again.
+    distinct = [grads[0], encode_gradient(setup.packet, miners[1], 4, 1, GENESIS)]
+    honest = encode_aggregate(4, distinct, LEAD, base_model_hash=GENESIS, result_model_hash=BASE,
+                              prev_aggregate_sha256=GENESIS_PREV)
+
+    def both_uid_zero(metadata):
+        parts = json.loads(metadata["parts"])
+        parts[1]["uid"] = 0
+        metadata["parts"] = json.dumps(parts, sort_keys=True, separators=(",", ":"))
+
+    hostile = _resign(honest, LEAD, edit_header=both_uid_zero)
+    with pytest.raises(WireError) as info:
+        decode_aggregate(hostile, setup.spec, _aggregate_expect())
+    assert info.value.reason == "bad_metadata"
+    assert [p.uid for p in decode_aggregate(honest, setup.spec, _aggregate_expect()).parts] == [0, 1]
 
 
 def test_aggregate_with_a_forged_part_is_rejected(setup):
-    codec, shapes, packet, _, _, _ = setup
     lead, victim, forger = Keypair.generate(), Keypair.generate(), Keypair.generate()
-    good = wire.encode_gradient(packet, victim, 4, 0, BASE)
+    good = encode_gradient(setup.packet, victim, 4, 0, BASE)
     forged = _resign(good, forger)
     # The lead lists the forged object under the victim's hotkey: the part's signature fails.
-    obj = wire.encode_aggregate(4, [forged], lead, base_model_hash=BASE, result_model_hash=BASE,
-                                prev_aggregate_sha256=wire.GENESIS_PREV)
-    header_len = struct.unpack("<Q", obj[:8])[0]
-    header = json.loads(obj[8:8 + header_len])
+    obj = encode_aggregate(4, [forged], lead, base_model_hash=BASE, result_model_hash=BASE,
+                           prev_aggregate_sha256=GENESIS_PREV)
+    header = _read_header(obj)
     parts = json.loads(header["__metadata__"]["parts"])
     parts[0]["hotkey"] = victim.address
     metadata = {k: v for k, v in header["__metadata__"].items() if k not in ("signature", "hotkey")}
     metadata["parts"] = json.dumps(parts, sort_keys=True, separators=(",", ":"))
-    relisted = wire.sign_safetensors(st_save(st_load(obj), metadata=metadata), lead)
-    with pytest.raises(wire.WireError) as info:
-        wire.decode_aggregate(relisted, shapes, codec, max_parts=4)
+    relisted = sign_safetensors(st_save(st_load(obj), metadata=metadata), lead)
+    expect = _aggregate_expect(hotkey=lead.address, base_model_hash=BASE, max_parts=4)
+    with pytest.raises(WireError) as info:
+        decode_aggregate(relisted, setup.spec, expect)
     assert info.value.reason == "part_wrong_hotkey"
 
 
-def test_lineage_walks_from_genesis_and_detects_breaks(setup):
-    lead, genesis, manifests, objects = _aggregate_chain(setup, [1, 2, 4])
-    lineage = wire.verify_lineage(manifests, genesis, {lead.address}, objects)
+def test_lineage_walks_from_genesis_and_detects_breaks(chain):
+    manifests, objects = chain
+    lineage = verify_lineage(manifests, GENESIS, GENESIS_PREV, {LEAD.address}, objects)
     assert lineage.windows == [1, 2, 4]
-    assert lineage.head_aggregate_sha256 == wire.sha256_hex(objects[4])
+    assert lineage.head_aggregate_sha256 == sha256_hex(objects[4])
+    assert lineage.head_model_hash == "22" * 32
+    leads = {LEAD.address}
     for broken in ([manifests[0], manifests[2]], [manifests[1], manifests[2]], [manifests[0], manifests[0]]):
-        with pytest.raises(wire.WireError) as info:
-            wire.verify_lineage(broken, genesis)
+        with pytest.raises(WireError) as info:
+            verify_lineage(broken, GENESIS, GENESIS_PREV, leads)
         assert info.value.reason == "broken_lineage"
-    with pytest.raises(wire.WireError) as info:
-        wire.verify_lineage(manifests, "22" * 32)
+    with pytest.raises(WireError) as info:
+        verify_lineage(manifests, "22" * 32, GENESIS_PREV, leads)
     assert info.value.reason == "broken_lineage"
-    with pytest.raises(wire.WireError) as info:
-        wire.verify_lineage(manifests, genesis, {Keypair.generate().address})
+    with pytest.raises(WireError) as info:
+        verify_lineage(manifests, GENESIS, GENESIS_PREV, {Keypair.generate().address})
     assert info.value.reason == "wrong_hotkey"
-    with pytest.raises(wire.WireError) as info:
-        wire.verify_lineage(manifests, genesis, None, {2: objects[1]})
+    with pytest.raises(WireError) as info:
+        verify_lineage(manifests, GENESIS, GENESIS_PREV, leads, {2: objects[1]})
     assert info.value.reason == "part_mismatch"
 
 
@@ -209,9 +369,9 @@ class _Exploit:
         return (os.system, (f"touch {self.marker}",))
 
 
-def _structural_mutants(setup, attacker: Keypair, rng: random.Random):
+def _structural_mutants(setup: WireSetup, attacker: Keypair, rng: random.Random):
     """Validly signed (by their author) but malformed objects, with the reason each must get."""
-    codec, shapes, packet, _, miner, data = setup
+    data = setup.data
 
     def nan_table(a):
         t = a["tables"].copy()
@@ -318,29 +478,29 @@ def _unsigned_mutation(data: bytes, rng: random.Random, marker: str) -> tuple[st
     return kind, bytes(b)
 
 
-def run_fuzz(setup, count: int, seed: int, marker: str) -> dict:
+def run_fuzz(setup: WireSetup, count: int, seed: int, marker: str) -> dict:
     """Mutate the gradient ``count`` times; returns counts of crashes, acceptances and reasons."""
     rng = random.Random(seed)
     attacker = Keypair.from_seed(b"\x66" * 32)
-    *_, data = setup
+    data = setup.data
     reasons: collections.Counter = collections.Counter()
     crashes, changed_accepted, wrong_reason = [], 0, []
     for _ in range(count):
         if rng.random() < 0.25:
-            # The attacker's own validly signed objects: read without an expected hotkey, so that
-            # they reach the deep checks instead of stopping at wrong_hotkey.
+            # The attacker's own validly signed objects: read accepting any signer, so that they
+            # reach the deep checks instead of stopping at wrong_hotkey.
             expected, mutated, extra = _structural_mutants(setup, attacker, rng)
-            hotkey = None
+            hotkey = ANY_SIGNER
         else:
             kind, mutated = _unsigned_mutation(data, rng, marker)
             expected, extra = None, {}
-            hotkey = setup[4].address if rng.random() < 0.5 else None  # half as a validator reads them
+            hotkey = setup.miner.address if rng.random() < 0.5 else ANY_SIGNER  # half as a validator reads them
         try:
             gradient = _decode(setup, mutated, hotkey=hotkey, **extra)
             gradient.dense()
             if mutated != data:
                 changed_accepted += 1
-        except wire.WireError as exc:
+        except WireError as exc:
             reasons[exc.reason] += 1
             if expected is not None and exc.reason not in expected.split("|"):
                 wrong_reason.append((expected, exc.reason))
@@ -366,7 +526,7 @@ def test_fuzz_10000_mutations(setup, tmp_path):
 def test_pickle_payload_is_rejected_not_executed(setup, tmp_path):
     marker = tmp_path / "pwned"
     payload = pickle.dumps(_Exploit(str(marker)))
-    with pytest.raises(wire.WireError) as info:
+    with pytest.raises(WireError) as info:
         _decode(setup, payload)
     assert info.value.reason in ("header_too_large", "truncated", "bad_header")
     assert not marker.exists()
@@ -374,45 +534,45 @@ def test_pickle_payload_is_rejected_not_executed(setup, tmp_path):
 
 def test_signature_with_whitespace_is_rejected(setup):
     # bytes.fromhex skips whitespace, so "<sig>\n" would decode to the same signature.
-    *_, data = setup
+    data = setup.data
     (header_len,) = struct.unpack("<Q", data[:8])
-    header = json.loads(data[8:8 + header_len])
+    header = _read_header(data)
     header["__metadata__"]["signature"] += "\n"
-    text = wire.canonical_json(header)
+    text = canonical_json(header)
     text += b" " * (-len(text) % 8)
     forged = struct.pack("<Q", len(text)) + text + data[8 + header_len:]
-    with pytest.raises(wire.WireError) as info:
+    with pytest.raises(WireError) as info:
         _decode(setup, forged)
     assert info.value.reason == "bad_signature_format"
 
 
 def test_numbers_that_overflow_are_rejected_with_a_reason(setup):
-    *_, data = setup
+    data = setup.data
     (header_len,) = struct.unpack("<Q", data[:8])
     text = data[8:8 + header_len].replace(b'"shape":[', b'"shape":[1e400,', 1)
     forged = struct.pack("<Q", len(text)) + text + data[8 + header_len:]
-    for bad in (forged, b'{"hotkey":1e999}'):
-        with pytest.raises(wire.WireError) as info:
-            if bad is forged:
-                _decode(setup, bad)
-            else:
-                wire.verify_json(bad)
-        assert info.value.reason == "bad_header"
+    with pytest.raises(WireError) as info:
+        _decode(setup, forged)
+    assert info.value.reason == "bad_tensor_entry"  # 1e400 parses to infinity: not an integer dimension
+    with pytest.raises(WireError) as info:
+        verify_json(b'{"hotkey":1e999}', expected_hotkey=ANY_SIGNER, expected_kind="x")
+    assert info.value.reason == "bad_header"
 
 
 def test_bytearray_input_is_accepted(setup):
-    *_, data = setup
-    assert _decode(setup, bytearray(data)).sha256 == wire.sha256_hex(data)
+    assert _decode(setup, bytearray(setup.data)).sha256 == sha256_hex(setup.data)
 
 
 @pytest.mark.parametrize("use_dct", [False, True])
 def test_dense_equals_the_codec_decoder_on_odd_shapes(use_dct):
-    from subnet.compression.codec import decode_packet
     codec = CompressionConfig(tile=8, topk=5, value_bits=3, use_dct=use_dct)
-    shapes = {"matrix": (24, 40), "odd": (9, 14), "cube": (4, 6, 10), "vector": (70,), "tiny": (3,)}
+    spec = CodecSpec({"matrix": (24, 40), "odd": (9, 14), "cube": (4, 6, 10), "vector": (70,), "tiny": (3,)}, codec)
     generator = torch.Generator().manual_seed(3)
-    packet, transmitted = encode_tensors({n: torch.randn(s, generator=generator) for n, s in shapes.items()}, codec)
-    gradient = wire.decode_gradient(wire.encode_gradient(packet, Keypair.generate(), 0, 0, BASE), shapes, codec)
+    packet, transmitted = encode_tensors({n: torch.randn(s, generator=generator) for n, s in spec.shapes.items()},
+                                         codec)
+    author = Keypair.generate()
+    gradient = decode_gradient(encode_gradient(packet, author, 0, 0, BASE), spec, GradientExpectation(
+        window=0, uid=0, hotkey=author.address, base_model_hash=BASE, norm_bound=math.inf))
     dense, reference = gradient.dense(), decode_packet(packet)
-    for name in shapes:
+    for name in spec.shapes:
         assert torch.equal(dense[name], reference[name]) and torch.equal(dense[name], transmitted[name]), name

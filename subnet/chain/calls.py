@@ -1,82 +1,37 @@
-"""Signed calls: envelope checks and the state transition of each call.
+"""Signed calls: the state transition of each call, behind the envelope checks of envelope.py.
 
-Envelope (JSON): {"call": NAME, "params": {...}, "signer": SS58, "nonce": INT, "signature": HEX}.
-The signature is ed25519 over `call_message(...)`: canonical JSON of call, params, signer, nonce and the
-chain's genesis hash (so a call cannot be replayed on another chain). The nonce must exceed the
-signer's last one (no replay); resending the very same envelope returns the first answer instead of
-applying it twice. node.py runs each call in one transaction: a call rejected before its signature
-and nonce check out changes nothing at all; a signed call that its handler rejects changes nothing
-but spend its nonce (as on Substrate), so the envelope cannot be replayed once it would succeed.
+A call's envelope and signature are checked in `subnet/chain/envelope.py` (shared with the client).
+The nonce must exceed the signer's last one (no replay); resending the very same envelope returns
+the first answer instead of applying it twice. node.py runs each call in one transaction: a call
+rejected before its signature and nonce check out changes nothing at all; a signed call that its
+handler rejects changes nothing but spend its nonce (as on Substrate), so the envelope cannot be
+replayed once it would succeed.
 """
 from __future__ import annotations
 
 import json
 import math
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
 from amm.pool import Pool, PoolError
+from subnet.chain import envelope
+from subnet.chain.envelope import MAX_NONCE, ChainError, Envelope, call_message, check_signature
 from subnet.chain.genesis import ChainParams
 from subnet.chain.store import NeuronRow, Store, SubnetRow
-from subnet.keys import is_valid_address, ss58_decode, verify
+from subnet.keys import is_valid_address
+
+__all__ = ["HANDLERS", "MAX_NONCE", "CallContext", "ChainError", "Envelope", "call_message", "check_signature",
+           "parse_envelope", "require_subnet"]
 
 U16_MAX = 65535
-MAX_NONCE = 2**63 - 1
-_HEX_SIGNATURE = re.compile(r"^[0-9a-f]{128}$")
-
-
-class ChainError(Exception):
-    """A rejected call or query: `code` is machine-readable, the message says what was wrong."""
-
-    def __init__(self, code: str, message: str, status: int = 400):
-        super().__init__(message)
-        self.code, self.message, self.status = code, message, status
-
-    def to_json(self) -> dict:
-        return {"error": {"code": self.code, "message": self.message}}
-
-
-def call_message(call: str, params: dict, signer: str, nonce: int, genesis_hash: str) -> bytes:
-    return json.dumps({"call": call, "params": params, "signer": signer, "nonce": nonce, "genesis": genesis_hash},
-                      sort_keys=True, separators=(",", ":")).encode()
-
-
-@dataclass(frozen=True)
-class Envelope:
-    call: str
-    params: dict
-    signer: str
-    nonce: int
-    signature: str
 
 
 def parse_envelope(body: object) -> Envelope:
-    if not isinstance(body, dict):
-        raise ChainError("malformed", "call must be a JSON object")
-    expected = {"call", "params", "signer", "nonce", "signature"}
-    if set(body) != expected:
-        raise ChainError("malformed", f"call must have exactly the keys {sorted(expected)}, got {sorted(body)}")
-    call, params, signer, nonce, signature = (body[k] for k in ("call", "params", "signer", "nonce", "signature"))
-    if not isinstance(call, str) or call not in HANDLERS:
-        raise ChainError("unknown_call", f"unknown call {call!r}; known: {', '.join(sorted(HANDLERS))}")
-    if not isinstance(params, dict):
-        raise ChainError("malformed", "params must be an object")
-    if not isinstance(signer, str) or not is_valid_address(signer):
-        raise ChainError("bad_address", f"signer {str(signer)[:60]!r} is not an SS58 address")
-    if not isinstance(nonce, int) or isinstance(nonce, bool) or not 0 < nonce <= MAX_NONCE:
-        raise ChainError("bad_nonce", "nonce must be an integer in [1, 2^63)")
-    if not isinstance(signature, str) or not _HEX_SIGNATURE.match(signature):
-        raise ChainError("bad_signature", "signature must be 128 lowercase hex characters")
-    return Envelope(call, params, signer, nonce, signature)
-
-
-def check_signature(env: Envelope, genesis_hash: str) -> None:
-    message = call_message(env.call, env.params, env.signer, env.nonce, genesis_hash)
-    if not verify(ss58_decode(env.signer), message, bytes.fromhex(env.signature)):
-        raise ChainError("bad_signature", "signature does not verify for this signer, call and nonce", 401)
+    """The envelope checks of envelope.py against this chain's calls."""
+    return envelope.parse_envelope(body, HANDLERS)
 
 
 # --- parameter checks --------------------------------------------------------------------------

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
+import socket
 from pathlib import Path
 
 
@@ -13,24 +15,46 @@ def run_chain(args: argparse.Namespace) -> int:
     from subnet.chain.node import ChainNode
     from subnet.chain.server import make_app
 
-    params, file_block_time = (load_chain_params(args.genesis, args.wallet_dir) if args.genesis
+    params, file_block_time = (load_chain_params(args.neurons, args.wallet_dir) if args.neurons
                                else (ChainParams(), None))
     block_time = args.block_time if args.block_time is not None else (
         1.0 if file_block_time is None else file_block_time)
-    if block_time < 0:
-        raise ValueError("--block-time must be >= 0")
-    args.db.parent.mkdir(parents=True, exist_ok=True)
-    resumed = args.db.exists()
-    node = ChainNode(args.db, params)
-    if resumed and args.genesis and node.params != params:
-        print(f"note: {args.db} already holds a chain; its own genesis is kept, {args.genesis} is ignored")
+    listener = listen(args.host, args.port)  # before the db: a busy port is an error, not a new chain
+    try:
+        args.db.parent.mkdir(parents=True, exist_ok=True)
+        resumed = args.db.exists()
+        node = ChainNode(args.db, params)
+    except BaseException:
+        listener.close()
+        raise
+    if resumed and args.neurons and node.params != params:
+        print(f"note: {args.db} already holds a chain; its own genesis is kept, {args.neurons} is ignored")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     mode = "dev mode: blocks on POST /dev/advance" if block_time == 0 else f"block time {block_time}s"
-    print(f"tessera dev chain on http://{args.host}:{args.port} ({mode}); db {args.db}, "
+    port = listener.getsockname()[1]  # the one the system chose for --port 0
+    print(f"tessera dev chain on http://{args.host}:{port} ({mode}); db {args.db}, "
           f"{'resumed at' if resumed else 'genesis'} block {node.block}, genesis {node.genesis_hash[:16]}",
           flush=True)
-    web.run_app(make_app(node, block_time), host=args.host, port=args.port, print=None)
+    web.run_app(make_app(node, block_time), sock=listener, print=None)
     return 0
+
+
+def listen(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:
+        return socket.create_server((host, port), family=family)
+    except OSError as exc:
+        raise OSError(f"cannot listen on {host}:{port}: {os.strerror(exc.errno) if exc.errno else exc}") from None
+
+
+def non_negative_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a finite number of seconds >= 0, got {text}")
+    return value
 
 
 def add_chain_commands(subparsers: argparse._SubParsersAction) -> None:
@@ -40,8 +64,11 @@ def add_chain_commands(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--db", type=Path, default=Path("data/chain.db"), help="sqlite state file (default data/chain.db)")
     p.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=9944, help="port (default 9944)")
-    p.add_argument("--block-time", type=float, help="seconds per block; 0 = dev mode, blocks only on "
-                                                    "POST /dev/advance (default: the genesis file's, else 1)")
-    p.add_argument("--genesis", type=Path, help="neurons.yaml whose `chain:` section holds balances and subnets")
-    p.add_argument("--wallet-dir", type=Path, help="where wallet names in the genesis file are looked up")
+    p.add_argument("--block-time", type=non_negative_seconds,
+                   help="seconds per block; 0 = dev mode, blocks only on POST /dev/advance "
+                        "(default: the neurons file's, else 1)")
+    p.add_argument("--neurons", type=Path, metavar="FILE",
+                   help="neurons.yaml whose `chain:` section holds the genesis balances and subnets")
+    p.add_argument("--genesis", type=Path, dest="neurons", help=argparse.SUPPRESS)  # the old name
+    p.add_argument("--wallet-dir", type=Path, help="where wallet names in the neurons file are looked up")
     p.set_defaults(func=run_chain)

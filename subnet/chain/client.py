@@ -2,8 +2,14 @@
 
 Method names follow the Bittensor SDK where one exists (get_current_block, metagraph, set_weights,
 commit, get_all_commitments, add_stake, unstake, burned_register). Connection failures are retried
-with backoff; a rejected call raises ChainCallError with the chain's code and message. Resending a
+with backoff; a rejected call raises ChainCallError with the chain's reason and message. Resending a
 call after a lost reply is safe: the chain answers a repeated envelope with its first result.
+
+Calls are signed over the chain's genesis hash, cached from `/head`. A dev chain may be reset (a new
+genesis) under a long-lived client: a `bad_signature` reply makes the client re-read the genesis
+hash once and, if it changed, re-sign with a nonce read from the new chain.
+
+This module loads only aiohttp's client and the pure envelope (no sqlite, amm or server code).
 """
 from __future__ import annotations
 
@@ -13,14 +19,27 @@ from dataclasses import dataclass
 
 import aiohttp
 
-from subnet.chain.calls import call_message
+from subnet.chain.envelope import sign_envelope
+from subnet.errors import InputRejected
+from subnet.hashing import is_hex64
 from subnet.keys import Keypair
 
 
-class ChainCallError(Exception):
-    def __init__(self, code: str, message: str, status: int):
-        super().__init__(f"{code}: {message}")
-        self.code, self.message, self.status = code, message, status
+class ChainCallError(InputRejected):
+    """The chain refused a request: `reason` is its error code, `detail` its message, `status` the
+    HTTP status."""
+
+    def __init__(self, reason: str, message: str, status: int):
+        super().__init__(reason, message)
+        self.status = status
+
+    @property
+    def code(self) -> str:  # the HTTP API's name for `reason`
+        return self.reason
+
+    @property
+    def message(self) -> str:
+        return self.detail
 
 
 class ChainUnavailable(ConnectionError):
@@ -86,8 +105,10 @@ class ChainClient:
                 async with self._http().request(method, self.url + path, json=body) as resp:
                     data = await resp.json(content_type=None)
                     if resp.status >= 400:
-                        err = (data or {}).get("error", {}) if isinstance(data, dict) else {}
-                        raise ChainCallError(err.get("code", "http_error"), err.get("message", str(data)), resp.status)
+                        err = data.get("error") if isinstance(data, dict) else None
+                        err = err if isinstance(err, dict) else {}
+                        raise ChainCallError(str(err.get("code", "http_error")), str(err.get("message", data))[:500],
+                                             resp.status)
                     return data
             except (aiohttp.ClientConnectionError, asyncio.TimeoutError) as exc:
                 if attempt == self.retries:
@@ -142,25 +163,43 @@ class ChainClient:
         return await self._request("POST", "/dev/advance", {"blocks": blocks})
 
     # --- signed calls -------------------------------------------------------------------------
+    async def _genesis(self, refresh: bool = False) -> str:
+        """The chain's genesis hash (cached; `refresh` re-reads it from /head)."""
+        if self._genesis_hash is None or refresh:
+            value = (await self.head()).get("genesis_hash")
+            if not is_hex64(value):
+                raise ChainCallError("bad_reply", f"/head genesis_hash {str(value)[:80]!r} is not 64 hex digits", 200)
+            self._genesis_hash = value
+        return self._genesis_hash
+
+    async def _chain_nonce(self, address: str) -> int:
+        return (await self.get_account(address))["nonce"]
+
     async def _call(self, signer: Keypair, call: str, params: dict) -> dict:
-        if self._genesis_hash is None:
-            self._genesis_hash = (await self.head())["genesis_hash"]
-        lock = self._locks.setdefault(signer.address, asyncio.Lock())
+        address = signer.address
+        lock = self._locks.setdefault(address, asyncio.Lock())
         async with lock:  # one signer's calls leave in nonce order
-            for attempt in range(2):
-                nonce = max(time.time_ns(), self._nonces.get(signer.address, 0) + 1)
-                self._nonces[signer.address] = nonce
-                message = call_message(call, params, signer.address, nonce, self._genesis_hash)
-                envelope = {"call": call, "params": params, "signer": signer.address, "nonce": nonce,
-                            "signature": signer.sign(message).hex()}
+            nonce_resynced = genesis_reread = False
+            while True:
+                genesis = await self._genesis()
+                nonce = max(time.time_ns(), self._nonces.get(address, 0) + 1)
+                self._nonces[address] = nonce
                 try:
-                    return await self._request("POST", "/call", envelope)
+                    return await self._request("POST", "/call", sign_envelope(signer, call, params, nonce, genesis))
                 except ChainCallError as exc:
-                    if exc.code != "stale_nonce" or attempt:
+                    if exc.reason == "stale_nonce" and not nonce_resynced:
+                        # Another process (or a clock ahead of ours) used higher nonces: continue after them.
+                        nonce_resynced = True
+                        self._nonces[address] = await self._chain_nonce(address)
+                    elif exc.reason == "bad_signature" and not genesis_reread:
+                        # The chain may have been reset under us: a new genesis voids our signatures.
+                        genesis_reread = True
+                        if await self._genesis(refresh=True) == genesis:
+                            raise
+                        self._nonces.clear()  # nonces of the old chain mean nothing on the new one
+                        self._nonces[address] = await self._chain_nonce(address)
+                    else:
                         raise
-                    # Another process (or a clock ahead of ours) used higher nonces: continue after them.
-                    self._nonces[signer.address] = (await self.get_account(signer.address))["nonce"]
-        raise AssertionError("unreachable")
 
     async def transfer(self, coldkey: Keypair, dest: str, amount: int) -> dict:
         return await self._call(coldkey, "transfer", {"dest": dest, "amount": amount})

@@ -1,7 +1,8 @@
 """Chain parameters and genesis state, loaded strictly from the `chain:` section of neurons.yaml.
 
-Amounts in the file are in TAO (or alpha) and are converted exactly to integer rao; anything that
-does not convert exactly, an unknown key or a wrong type is an error naming the key and the file.
+Amounts in the file are in TAO (or alpha) and are converted exactly to integer rao by
+`amm.units.to_rao` (the rule amm scenarios use too); anything that does not convert exactly, an
+unknown key or a wrong type is an error naming the key and the file.
 Accounts are SS58 addresses or wallet names (a wallet's coldkey; `owner_hotkey` takes its hotkey).
 """
 from __future__ import annotations
@@ -9,14 +10,13 @@ from __future__ import annotations
 import dataclasses
 import typing
 from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
-import yaml
-
+from amm import units
 from amm.shares import check_model
 from amm.units import RAO_PER_TAO
 from subnet.config import value_has_type
+from subnet.files import load_yaml
 from subnet.keys import is_valid_address
 
 
@@ -59,13 +59,11 @@ _AMOUNT_KEYS = {"pool_tao", "pool_alpha", "burn"}
 
 
 def to_rao(value: object, where: str) -> int:
+    """An amount of TAO from the file as exact rao; `where` names the key in the error."""
     try:
-        amount = Decimal(str(value)) * RAO_PER_TAO
-    except InvalidOperation:
-        raise GenesisError(f"{where}: {value!r} is not an amount") from None
-    if isinstance(value, bool) or amount != amount.to_integral_value() or amount < 0:
-        raise GenesisError(f"{where}: {value!r} is not a non-negative amount with at most 9 decimals")
-    return int(amount)
+        return units.to_rao(value, exact=True)
+    except ValueError as exc:
+        raise GenesisError(f"{where}: {exc}") from None
 
 
 def _resolve(name: str, where: str, wallet_dir: Path | None, hotkey: bool = False) -> str:
@@ -167,10 +165,7 @@ def parse_chain_params(data: object, path: str = "<genesis>", wallet_dir: Path |
 
 def load_chain_params(path: Path, wallet_dir: Path | None = None) -> tuple[ChainParams, float | None]:
     """(params, block_time from the file or None) from a neurons.yaml-style file's `chain:` section."""
-    try:
-        doc = yaml.safe_load(Path(path).read_text())
-    except (OSError, yaml.YAMLError) as exc:
-        raise GenesisError(f"{path}: cannot read: {exc}") from None
+    doc = load_yaml(path, error=GenesisError, what="genesis file")
     section = (doc or {}).get("chain") if isinstance(doc, dict) else None
     block_time = section.get("block_time") if isinstance(section, dict) else None
     if block_time is not None and (isinstance(block_time, bool) or not isinstance(block_time, (int, float))

@@ -18,8 +18,8 @@ import numpy as np
 
 from amm.coinbase import ChainState, Params, Pending, SubnetState, epoch_due, run_block
 from amm.pool import Pool
-from subnet.chain.calls import (HANDLERS, CallContext, ChainError, check_signature, parse_envelope,
-                                require_subnet)
+from subnet.chain.calls import HANDLERS, CallContext, parse_envelope, require_subnet
+from subnet.chain.envelope import ChainError, check_signature
 from subnet.chain.epoch import EpochInputs, run_epoch, split_payout
 from subnet.chain.genesis import ChainParams
 from subnet.chain.store import NeuronRow, Store, SubnetRow

@@ -8,7 +8,7 @@ import time
 
 from aiohttp import web
 
-from subnet.chain.calls import ChainError
+from subnet.chain.envelope import ChainError
 from subnet.chain.node import ChainNode
 
 log = logging.getLogger("tessera.chain")

@@ -14,15 +14,11 @@ and the metadata carries a hash of (name, shape) pairs so a packet for another m
 """
 from __future__ import annotations
 
-import hashlib
-import json
 import math
-import struct
 from dataclasses import dataclass
 
 import numpy as np
 import torch
-from safetensors.numpy import load as st_load
 from safetensors.numpy import save as st_save
 
 from subnet.compression.chunking import ChunkLayout, chunk_layout
@@ -37,18 +33,16 @@ from subnet.compression.index_code import (
     unpack_bits,
 )
 from subnet.compression.quantize import quantize_values
+from subnet.compression.spec import PACKET_MAX_HEADER_BYTES, CodecSpec, codec_json, layout_digest
 from subnet.config import CompressionConfig
+from subnet.errors import InputRejected
+from subnet.safetensors_header import HeaderError, SafetensorsHeader, read_header, tensor_array
 
 PACKET_FORMAT = "tessera-sparse-v1"
-MAX_HEADER_BYTES = 64 * 1024
 
 
-class CodecError(ValueError):
+class CodecError(InputRejected):
     """A packet is malformed; `reason` is a short machine-readable code."""
-
-    def __init__(self, reason: str, message: str):
-        super().__init__(f"{reason}: {message}")
-        self.reason = reason
 
 
 @dataclass(frozen=True)
@@ -91,16 +85,6 @@ def layouts_for(shapes: dict[str, tuple[int, ...]], codec: CompressionConfig) ->
     return {name: chunk_layout(shape, codec.tile, codec.topk) for name, shape in shapes.items()}
 
 
-def layout_digest(shapes: dict[str, tuple[int, ...]]) -> str:
-    text = json.dumps([[name, list(shape)] for name, shape in shapes.items()], separators=(",", ":"))
-    return hashlib.sha256(text.encode()).hexdigest()
-
-
-def _codec_json(codec: CompressionConfig) -> str:
-    return json.dumps({"tile": codec.tile, "topk": codec.topk, "value_bits": codec.value_bits,
-                       "use_dct": codec.use_dct}, sort_keys=True)
-
-
 def reconstruct(indices: torch.Tensor, codes: torch.Tensor, table: torch.Tensor,
                 layout: ChunkLayout, codec: CompressionConfig) -> torch.Tensor:
     """The dense tensor that (checked) indices, value codes and table transmit. The encoder and every
@@ -140,20 +124,52 @@ def encode_tensors(tensors: dict[str, torch.Tensor], codec: CompressionConfig,
     return Packet(codec=codec, tensors=encoded, metadata=dict(metadata or {})), transmitted
 
 
-def decode_packet(packet: Packet) -> dict[str, torch.Tensor]:
-    """Dense tensors (parameter domain) that the packet transmits."""
+def decode_packet_indices(packet: Packet) -> dict[str, np.ndarray]:
+    """Decode stage 3: each tensor's (chunks, k) indices, refused unless every chunk has exactly k
+    distinct in-range indices."""
     out = {}
-    bits = packet.codec.value_bits
     for name, enc in packet.tensors.items():
         layout = enc.layout
         try:
-            indices = decode_indices(enc.streams, layout.num_chunks, layout.k, layout.chunk_size)
-            codes = unpack_bits(enc.codes, bits, layout.num_kept)
+            out[name] = decode_indices(enc.streams, layout.num_chunks, layout.k, layout.chunk_size)
         except IndexCodeError as exc:
             raise CodecError("bad_indices", f"{name}: {exc}") from None
-        out[name] = reconstruct(torch.from_numpy(indices), torch.from_numpy(codes),
-                                 torch.from_numpy(enc.table), layout, packet.codec)
     return out
+
+
+def decode_packet_codes(packet: Packet) -> dict[str, np.ndarray]:
+    """Decode stage 3b: each tensor's value codes (one per kept index)."""
+    out = {}
+    for name, enc in packet.tensors.items():
+        try:
+            out[name] = unpack_bits(enc.codes, packet.codec.value_bits, enc.layout.num_kept)
+        except IndexCodeError as exc:
+            raise CodecError("bad_length", f"{name}: {exc}") from None
+    return out
+
+
+def packet_norm(packet: Packet, codes: dict[str, np.ndarray]) -> float:
+    """L2 norm of the transmitted update from the tables and code counts (no scatter): each kept
+    value decodes to table[code], and chunking/the orthonormal DCT preserve the norm. Integer counts
+    and a fixed order of a few float64 products: the same number on every machine."""
+    total = 0.0
+    for name, enc in packet.tensors.items():
+        counts = np.bincount(codes[name], minlength=1 << packet.codec.value_bits).astype(np.float64)
+        total += float((counts * enc.table.astype(np.float64) ** 2).sum())
+    return math.sqrt(total)
+
+
+def reconstruct_all(packet: Packet, indices: dict[str, np.ndarray],
+                    codes: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
+    """Decode stage 4: the dense tensors from checked indices and codes."""
+    return {name: reconstruct(torch.from_numpy(indices[name]), torch.from_numpy(codes[name]),
+                              torch.from_numpy(enc.table), enc.layout, packet.codec)
+            for name, enc in packet.tensors.items()}
+
+
+def decode_packet(packet: Packet) -> dict[str, torch.Tensor]:
+    """Dense tensors (parameter domain) that the packet transmits: stages 3 and 4."""
+    return reconstruct_all(packet, decode_packet_indices(packet), decode_packet_codes(packet))
 
 
 def compress_with_feedback(error: dict[str, torch.Tensor], delta: dict[str, torch.Tensor],
@@ -180,6 +196,9 @@ def packet_stats(packet: Packet, packet_bytes: int) -> CompressStats:
 
 # --- safetensors packet ------------------------------------------------------------------------
 
+PACKET_TENSORS = ("unary", "remainder", "codes", "tables", "rice_params", "unary_bits")
+
+
 def packet_to_bytes(packet: Packet) -> bytes:
     encs = list(packet.tensors.values())
     shapes = {name: enc.layout.shape for name, enc in packet.tensors.items()}
@@ -196,76 +215,67 @@ def packet_to_bytes(packet: Packet) -> bytes:
         "unary_bits": np.array([e.streams.unary_bits for e in encs], dtype=np.int64),
     }
     metadata = dict(packet.metadata)
-    metadata.update({"format": PACKET_FORMAT, "codec": _codec_json(packet.codec),
+    metadata.update({"format": PACKET_FORMAT, "codec": codec_json(packet.codec),
                      "layout_sha256": layout_digest(shapes)})
     return st_save(arrays, metadata=metadata)
 
 
-def _expect(arrays: dict, name: str, dtype, shape: tuple[int, ...] | None) -> np.ndarray:
-    if name not in arrays:
-        raise CodecError("missing_tensor", f"packet has no '{name}' tensor")
-    a = arrays[name]
-    if a.dtype != dtype:
-        raise CodecError("bad_dtype", f"'{name}' is {a.dtype}, expected {np.dtype(dtype)}")
-    if shape is not None and a.shape != shape:
-        raise CodecError("bad_shape", f"'{name}' has shape {a.shape}, expected {shape}")
-    if shape is None and a.ndim != 1:
-        raise CodecError("bad_shape", f"'{name}' must be one-dimensional, has shape {a.shape}")
-    return a
-
-
-def packet_from_bytes(data: bytes, shapes: dict[str, tuple[int, ...]], codec: CompressionConfig,
-                      max_bytes: int | None = None) -> Packet:
-    """Parse and check a packet against the model's parameter shapes and the expected codec.
-
-    Everything is checked before any index is scattered: size, header, tensor names, dtypes and
-    shapes, per-parameter stream lengths, finite tables, and (in decode) k in-range indices per chunk.
-    """
-    if max_bytes is not None and len(data) > max_bytes:
-        raise CodecError("too_large", f"{len(data)} bytes exceeds the limit of {max_bytes}")
-    if len(data) < 8:
-        raise CodecError("truncated", f"{len(data)} bytes is shorter than a safetensors header")
-    (header_len,) = struct.unpack("<Q", data[:8])
-    if header_len > MAX_HEADER_BYTES or 8 + header_len > len(data):
-        raise CodecError("bad_header", f"header length {header_len} is out of bounds")
+def read_packet_header(data: bytes, spec: CodecSpec, max_bytes: int | None = None) -> SafetensorsHeader:
+    """Decode stage 1: the header, checked against the spec (format, codec, model layout, tensor
+    names) before any array is read."""
+    limit = spec.max_gradient_bytes if max_bytes is None else max_bytes
     try:
-        header = json.loads(data[8:8 + header_len])
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise CodecError("bad_header", f"header is not JSON: {exc}") from None
-    if not isinstance(header, dict):
-        raise CodecError("bad_header", "header is not a JSON object")
-    metadata = header.get("__metadata__") or {}
-    if not isinstance(metadata, dict) or not all(isinstance(v, str) for v in metadata.values()):
-        raise CodecError("bad_metadata", "metadata must map strings to strings")
+        parsed = read_header(data, limit, PACKET_MAX_HEADER_BYTES)
+    except HeaderError as exc:
+        raise CodecError(exc.reason, exc.detail) from None
+    check_packet_header(parsed, spec)
+    return parsed
+
+
+def check_packet_header(parsed: SafetensorsHeader, spec: CodecSpec) -> None:
+    metadata = parsed.metadata
     if metadata.get("format") != PACKET_FORMAT:
         raise CodecError("bad_format", f"format {metadata.get('format')!r}, expected {PACKET_FORMAT!r}")
-    if metadata.get("codec") != _codec_json(codec):
-        raise CodecError("bad_codec", f"codec {metadata.get('codec')!r} differs from {_codec_json(codec)}")
-    if metadata.get("layout_sha256") != layout_digest(shapes):
+    if metadata.get("codec") != spec.codec_json:
+        raise CodecError("bad_codec", f"codec {metadata.get('codec')!r} differs from {spec.codec_json}")
+    if metadata.get("layout_sha256") != spec.layout_sha256:
         raise CodecError("wrong_model", "packet was made for different parameter names or shapes")
-    expected_names = {"unary", "remainder", "codes", "tables", "rice_params", "unary_bits"}
-    names = set(header) - {"__metadata__"}
-    if names != expected_names:
-        raise CodecError("bad_tensors", f"tensors {sorted(names)}, expected {sorted(expected_names)}")
-    try:
-        arrays = st_load(bytes(data))
-    except Exception as exc:  # the safetensors parser rejects inconsistent offsets
-        raise CodecError("bad_safetensors", str(exc)) from None
+    names = set(parsed.tensors)
+    if names != set(PACKET_TENSORS):
+        raise CodecError("bad_tensors", f"tensors {sorted(names)}, expected {sorted(PACKET_TENSORS)}")
 
-    count = len(shapes)
+
+def _expect(data: bytes, parsed: SafetensorsHeader, name: str, dtype: str,
+            shape: tuple[int, ...] | None) -> np.ndarray:
+    entry = parsed.tensors[name]
+    if entry.dtype != dtype:
+        raise CodecError("bad_dtype", f"'{name}' is {entry.dtype}, expected {dtype}")
+    if shape is not None and entry.shape != shape:
+        raise CodecError("bad_shape", f"'{name}' has shape {entry.shape}, expected {shape}")
+    if shape is None and len(entry.shape) != 1:
+        raise CodecError("bad_shape", f"'{name}' must be one-dimensional, has shape {entry.shape}")
+    return tensor_array(data, parsed, name)
+
+
+def packet_from_header(data: bytes, parsed: SafetensorsHeader, spec: CodecSpec) -> Packet:
+    """Decode stage 2: the per-parameter streams of a checked header, after dtype/shape checks,
+    per-parameter stream lengths and finite tables. Indices are checked in stage 3
+    (`decode_packet_indices`), before anything is scattered."""
+    codec = spec.codec
+    count = len(spec.shapes)
     table_size = 1 << codec.value_bits
-    rice = _expect(arrays, "rice_params", np.uint8, (count,)).astype(np.int64)
-    unary_bits = _expect(arrays, "unary_bits", np.int64, (count,))
-    tables = _expect(arrays, "tables", np.float32, (count, table_size))
-    unary = _expect(arrays, "unary", np.uint8, None)
-    remainder = _expect(arrays, "remainder", np.uint8, None)
-    codes = _expect(arrays, "codes", np.uint8, None)
+    rice = _expect(data, parsed, "rice_params", "U8", (count,)).astype(np.int64)
+    unary_bits = _expect(data, parsed, "unary_bits", "I64", (count,))
+    tables = _expect(data, parsed, "tables", "F32", (count, table_size))
+    unary = _expect(data, parsed, "unary", "U8", None)
+    remainder = _expect(data, parsed, "remainder", "U8", None)
+    codes = _expect(data, parsed, "codes", "U8", None)
     if not np.isfinite(tables).all():
         raise CodecError("non_finite", "value table holds NaN or infinity")
 
-    layouts = layouts_for(shapes, codec)
-    kept = np.array([layouts[n].num_kept for n in shapes], dtype=np.int64)
-    numel = np.array([layouts[n].numel for n in shapes], dtype=np.int64)
+    layouts = spec.layouts
+    kept = np.array([layouts[n].num_kept for n in spec.shapes], dtype=np.int64)
+    numel = np.array([layouts[n].numel for n in spec.shapes], dtype=np.int64)
     # k gaps per chunk sum to at most chunk_size - k, so a valid unary stream has at most numel bits;
     # checking this first also keeps the length arithmetic below from overflowing.
     if (unary_bits < kept).any() or (unary_bits > numel).any() or (rice > 16).any():
@@ -281,16 +291,18 @@ def packet_from_bytes(data: bytes, shapes: dict[str, tuple[int, ...]], codec: Co
     offsets = {label: np.concatenate([[0], np.cumsum(lengths)])
                for label, lengths in (("unary", unary_len), ("remainder", remainder_len), ("codes", codes_len))}
     tensors = {}
-    for i, name in enumerate(shapes):
+    for i, name in enumerate(spec.shapes):
         def part(label, stream):
             return stream[offsets[label][i]:offsets[label][i + 1]]
         streams = RiceStreams(rice_param=int(rice[i]), unary_bits=int(unary_bits[i]),
                               unary=part("unary", unary), remainder=part("remainder", remainder))
         tensors[name] = EncodedTensor(layout=layouts[name], streams=streams, codes=part("codes", codes),
                                       table=tables[i].copy())
-    extra = {k: v for k, v in metadata.items() if k not in ("format", "codec", "layout_sha256")}
+    extra = {k: v for k, v in parsed.metadata.items() if k not in ("format", "codec", "layout_sha256")}
     return Packet(codec=codec, tensors=tensors, metadata=extra)
 
 
-def dense_bytes(shapes: dict[str, tuple[int, ...]]) -> int:
-    return 4 * sum(math.prod(s) for s in shapes.values())
+def packet_from_bytes(data: bytes, spec: CodecSpec, max_bytes: int | None = None) -> Packet:
+    """Stages 1 and 2: parse and check a packet against the spec (see `decode_packet` for stage 3+)."""
+    data = bytes(data)
+    return packet_from_header(data, read_packet_header(data, spec, max_bytes), spec)

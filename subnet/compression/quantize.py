@@ -27,7 +27,3 @@ def quantize_values(values: torch.Tensor, bits: int) -> tuple[torch.Tensor, torc
     counts = torch.bincount(codes, minlength=2 * levels).double()
     table = (sums / counts.clamp(min=1)).float()
     return codes.to(torch.uint8), table
-
-
-def dequantize_values(codes: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
-    return table[codes.long()]

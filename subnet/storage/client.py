@@ -7,24 +7,25 @@
 - large puts use multipart upload with parallel parts (aborted on failure).
 - retries with exponential backoff and jitter on throttling, 5xx and connection errors (botocore's
   own retries are off so there is one policy, and streaming-body failures are retried too).
-- head with LastModified, list by prefix, retention (delete windows older than N).
+- head with LastModified, list by prefix, delete (retention of window objects: storage/retention.py).
 - `AsyncStorage` runs the same calls in worker threads so an event loop never blocks.
 """
 from __future__ import annotations
 
 import asyncio
 import random
-import re
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import TypeVar
 
 import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
+
+from subnet.storage.s3config import S3Config
 
 T = TypeVar("T")
 MiB = 1 << 20
@@ -43,17 +44,6 @@ class StorageError(Exception):
     def __init__(self, code: str, message: str):
         super().__init__(f"{code}: {message}")
         self.code = code
-
-
-@dataclass(frozen=True)
-class S3Config:
-    endpoint_url: str | None   # None: AWS
-    access_key: str
-    secret_key: str = field(repr=False)
-    region: str = "us-east-1"
-    addressing_style: str = "path"  # SeaweedFS and MinIO on localhost need path-style
-    connect_timeout: float = 5.0
-    read_timeout: float = 60.0
 
 
 @dataclass(frozen=True)
@@ -117,18 +107,6 @@ def with_retries(call: Callable[[], T], policy: RetryPolicy, sleep: Callable[[fl
             if error.code != "unavailable" or attempt >= policy.attempts:
                 raise error from exc
             sleep(policy.delay(attempt, rng))
-
-
-_WINDOW_IN_KEY = re.compile(r"^(?:.*/)?(?:gradient|aggregate)-(\d+)(?:-\d+)?\.(?:safetensors|json)$"
-                            r"|^(?:.*/)?checkpoints/(\d+)/")
-
-
-def window_of_key(key: str) -> int | None:
-    """The window an object belongs to from its name (DESIGN.md section 5), or None."""
-    match = _WINDOW_IN_KEY.match(key)
-    if not match:
-        return None
-    return int(match.group(1) or match.group(2))
 
 
 class StorageClient:
@@ -287,15 +265,6 @@ class StorageClient:
                 first = response["Errors"][0]
                 raise classify(ClientError({"Error": first}, "DeleteObjects"))
 
-    def delete_windows_before(self, bucket: str, window: int, keep: set[str] | None = None) -> list[str]:
-        """Retention: delete every object whose name carries a window below ``window`` (gradients,
-        aggregates, checkpoints/{w}/...), except the keys in ``keep``; returns the deleted keys."""
-        keep = keep or set()
-        doomed = [info.key for info in self.list(bucket)
-                  if info.key not in keep and (w := window_of_key(info.key)) is not None and w < window]
-        self.delete(bucket, doomed)
-        return doomed
-
 
 def _total_size(response: dict, received: int) -> int:
     content_range = response.get("ContentRange") or ""
@@ -330,6 +299,3 @@ class AsyncStorage:
 
     async def delete(self, bucket: str, keys: list[str]) -> None:
         await asyncio.to_thread(self.client.delete, bucket, keys)
-
-    async def delete_windows_before(self, bucket: str, window: int, keep: set[str] | None = None) -> list[str]:
-        return await asyncio.to_thread(self.client.delete_windows_before, bucket, window, keep)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from subnet.storage.client import S3Config
+from subnet.storage.s3config import S3Config
 
 COMMITMENT_VERSION = "v1"
 MAX_COMMITMENT_CHARS = 512

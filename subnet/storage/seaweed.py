@@ -23,18 +23,19 @@ import socket
 import subprocess
 import sys
 import sysconfig
-import tempfile
 import time
 import urllib.error
 import urllib.request
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from subnet.storage.client import S3Config, StorageClient, StorageError
+from subnet.files import atomic_write
+from subnet.neurons import NEURON_NAME
+from subnet.storage.client import StorageClient, StorageError
+from subnet.storage.s3config import S3Config
 
 BUCKET_PREFIX = "tessera-"
 DATASET_OWNER = "dataset"  # the identity that writes the dataset bucket
-_NEURON_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,47}$")
 
 
 class SeaweedError(RuntimeError):
@@ -70,7 +71,7 @@ class StorageLayout:
 
 def bucket_name(neuron: str) -> str:
     """S3 bucket of a neuron: lowercase letters, digits and '-', 3..63 characters."""
-    if not _NEURON_NAME.fullmatch(neuron):
+    if not NEURON_NAME.fullmatch(neuron):
         raise SeaweedError(f"invalid neuron name {neuron!r}: letters, digits, '_', '.', '-' (max 48)")
     return BUCKET_PREFIX + re.sub(r"[^a-z0-9-]", "-", neuron.lower())
 
@@ -94,18 +95,6 @@ def identities_document(layout: StorageLayout) -> dict:
         identities.append(identity(f"owner-{owner.name}", owner.write,
                                    [f"{action}:{owner.bucket}" for action in ("Read", "Write", "List", "Tagging")]))
     return {"identities": identities}
-
-
-def write_private_file(path: Path, text: str) -> None:
-    descriptor, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
-            os.fchmod(handle.fileno(), 0o600)
-            handle.write(text)
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
 
 
 def load_or_create_layout(data_dir: Path, neurons: list[str], dataset_bucket: bool = True) -> StorageLayout:
@@ -134,8 +123,8 @@ def load_or_create_layout(data_dir: Path, neurons: list[str], dataset_bucket: bo
         raise SeaweedError("two neurons map to the same bucket name; rename one")
     layout = StorageLayout(admin=admin, read=read, owners=tuple(owners))
     Path(data_dir).mkdir(parents=True, exist_ok=True)
-    write_private_file(path, json.dumps({"admin": asdict(admin), "read": asdict(read),
-                                     "owners": [asdict(o) for o in owners]}, indent=1))
+    atomic_write(path, json.dumps({"admin": asdict(admin), "read": asdict(read),
+                                   "owners": [asdict(o) for o in owners]}, indent=1), mode=0o600)
     return layout
 
 
@@ -232,7 +221,8 @@ class SeaweedServer:
             raise SeaweedError("server already started")
         for sub in ("volumes", "master"):
             (self.data_dir / sub).mkdir(parents=True, exist_ok=True)
-        write_private_file(self.data_dir / "identities.json", json.dumps(identities_document(self.layout), indent=1))
+        atomic_write(self.data_dir / "identities.json", json.dumps(identities_document(self.layout), indent=1),
+                     mode=0o600)
         log = open(self.log_path, "ab")
         try:
             self.process = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT,

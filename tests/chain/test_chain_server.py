@@ -1,15 +1,18 @@
 """The dev chain over real sockets: calls, epochs, and rejections that leave state unchanged."""
 import asyncio
 import json
+import signal
+import types
 import urllib.error
 import urllib.request
 
 import pytest
 
 from subnet.chain.client import ChainCallError, ChainClient
+from subnet.errors import InputRejected
 from subnet.keys import Keypair
 
-from .conftest import TAO
+from .conftest import TAO, ChainProcess, free_port, write_genesis
 
 
 def run(coro):
@@ -111,7 +114,7 @@ def post(url: str, body: bytes) -> tuple[int, dict]:
 
 
 def test_malformed_forged_and_replayed_calls(chain, actors):
-    from subnet.chain.calls import call_message
+    from subnet.chain.envelope import call_message
 
     head = json.loads(urllib.request.urlopen(chain.url + "/head").read())
     genesis = head["genesis_hash"]
@@ -157,7 +160,7 @@ def test_malformed_forged_and_replayed_calls(chain, actors):
 
 
 def test_rejected_envelope_cannot_be_replayed_later(chain, actors):
-    from subnet.chain.calls import call_message
+    from subnet.chain.envelope import call_message
 
     genesis = json.loads(urllib.request.urlopen(chain.url + "/head").read())["genesis_hash"]
     poor, rich = actors.miners_cold[0], actors.validator_cold
@@ -188,8 +191,55 @@ def test_client_resyncs_its_nonce_after_another_writer(chain, actors):
     assert run(scenario()) == 52 * TAO
 
 
+def _genesis_hash(url: str) -> str:
+    return json.loads(urllib.request.urlopen(url + "/head").read())["genesis_hash"]
+
+
+def test_long_lived_client_survives_a_chain_reset(tmp_path, actors):
+    """A chain restarted with a new genesis on the same URL: the same client re-signs and goes on."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    first = ChainProcess(url=url, db=tmp_path / "a.db", genesis=write_genesis(tmp_path / "a.yaml", actors),
+                         port=port, block_time=0)
+    second = ChainProcess(url=url, db=tmp_path / "b.db", genesis=write_genesis(tmp_path / "b.yaml", actors, tempo=7),
+                          port=port, block_time=0)
+    cold, dest = actors.miners_cold[0], actors.miners_cold[1].address
+
+    async def scenario():
+        async with ChainClient(url) as client:
+            first.start()
+            try:
+                genesis_a = _genesis_hash(url)
+                await client.transfer(cold, dest, TAO)
+                assert await client.get_balance(dest) == 51 * TAO
+            finally:
+                first.kill(signal.SIGTERM)
+            second.start()
+            try:
+                assert _genesis_hash(url) != genesis_a
+                result = await client.transfer(cold, dest, 2 * TAO)  # signed for chain A first, then re-signed
+                assert result["call"] == "transfer" and not result.get("duplicate")
+                assert await client.get_balance(dest) == 52 * TAO  # the new chain's 50 TAO plus this transfer
+            finally:
+                second.kill(signal.SIGTERM)
+    run(scenario())
+
+
+def test_a_bad_signature_on_an_unchanged_chain_is_raised(chain, actors):
+    """Only a changed genesis is worth a retry: a signature that is just wrong fails at once."""
+    impostor = types.SimpleNamespace(address=actors.miners_cold[0].address, sign=actors.miners_cold[1].sign)
+
+    async def scenario():
+        async with ChainClient(chain.url) as client:
+            with pytest.raises(ChainCallError) as err:
+                await client.transfer(impostor, actors.validator_cold.address, TAO)
+            return err.value, await client.get_balance(actors.miners_cold[0].address)
+    error, balance = run(scenario())
+    assert isinstance(error, InputRejected) and error.reason == "bad_signature" and error.status == 401
+    assert balance == 50 * TAO
+
+
 def test_dev_advance_exists_only_in_dev_mode(tmp_path, actors):
-    from .conftest import ChainProcess, free_port, write_genesis
     port = free_port()
     proc = ChainProcess(url=f"http://127.0.0.1:{port}", db=tmp_path / "c.db",
                         genesis=write_genesis(tmp_path / "g.yaml", actors), port=port, block_time=0.2)

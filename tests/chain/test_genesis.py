@@ -51,8 +51,9 @@ def test_unknown_model_and_key():
 
 
 def test_shipped_neurons_yaml_names_storage_buckets():
-    from subnet.storage.cli import neuron_names_from_yaml
-    assert neuron_names_from_yaml(HPARAMS_DIR.parent / "neurons.yaml") == ["validator", "miner1", "miner2", "miner3"]
+    from subnet.neurons import load_network
+    assert load_network(HPARAMS_DIR.parent / "neurons.yaml", with_chain=False).names == [
+        "validator", "miner1", "miner2", "miner3"]
 
 
 def test_block_time_zero_in_file_is_dev_mode_and_checked(tmp_path):

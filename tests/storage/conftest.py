@@ -5,7 +5,8 @@ from dataclasses import dataclass
 
 import pytest
 
-from subnet.storage.client import S3Config, StorageClient, TransferPolicy
+from subnet.storage.client import StorageClient, TransferPolicy
+from subnet.storage.s3config import S3Config
 from subnet.storage.seaweed import SeaweedServer, StorageLayout, load_or_create_layout
 
 NEURONS = ["miner-0", "miner-1", "validator-0"]

@@ -7,11 +7,13 @@ import json
 import pytest
 import torch
 
-from subnet.checkpoint import LATEST_KEY, fetch_checkpoint, load_checkpoint_model, publish_checkpoint, read_latest
 from subnet.data import train_tokenizer
+from subnet.hashing import sha256_hex
 from subnet.keys import Keypair
 from subnet.model import build_model, model_hash
-from subnet.wire import WireError, sha256_hex
+from subnet.storage.checkpoint import (LATEST_KEY, fetch_checkpoint, load_checkpoint_model, publish_checkpoint,
+                                       read_latest)
+from subnet.wire.signing import WireError
 
 LEAD = Keypair.from_seed(b"\x07" * 32)
 
@@ -74,6 +76,6 @@ def test_a_file_replaced_under_the_manifest_is_refused(seaweed, tiny_preset, tok
     latest = bytes(reader.get(bucket, LATEST_KEY, 4096))
     writer.put(bucket, LATEST_KEY, latest.replace(b'"window":30', b'"window":31'))
     with pytest.raises(WireError) as err:
-        fetch_checkpoint(reader, bucket, tmp_path)
+        fetch_checkpoint(reader, bucket, tmp_path, hotkey=LEAD.address)
     assert err.value.reason == "bad_signature"
     assert sha256_hex(latest)  # the original pointer was well-formed

@@ -2,15 +2,19 @@
 stops cleanly on SIGTERM without leaving SeaweedFS behind."""
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
+from subnet.neurons import NeuronsError, StorageSettings
+from subnet.storage.cli import add_storage_commands, storage_settings
 from subnet.storage.client import StorageClient, StorageError
 from subnet.storage.commitment import parse_commitment
 from subnet.storage.config import load_neuron_storage
@@ -42,10 +46,12 @@ def _children(pid: int) -> list[int]:
 
 @pytest.mark.slow
 def test_storage_command_serves_and_stops(tmp_path):
-    (tmp_path / "neurons.yaml").write_text("neurons:\n  - name: miner-a\n  - name: validator-a\n")
     (port,) = free_ports(1)
-    process = subprocess.Popen([sys.executable, "-c", RUNNER, "storage", "--dir", str(tmp_path / "s3"),
-                                "--port", str(port), "--neurons", str(tmp_path / "neurons.yaml"),
+    # Where to serve comes from the file's storage section; no --dir or --port.
+    (tmp_path / "neurons.yaml").write_text(f"storage: {{port: {port}, dir: {tmp_path / 's3'}}}\n"
+                                           "neurons:\n  - {name: miner-a, role: miner}\n"
+                                           "  - {name: validator-a, role: validator}\n")
+    process = subprocess.Popen([sys.executable, "-c", RUNNER, "storage", "--neurons", str(tmp_path / "neurons.yaml"),
                                 "--stop-timeout", "2"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + 60
@@ -75,3 +81,30 @@ def test_storage_command_serves_and_stops(tmp_path):
     assert "stopped" in output
     with pytest.raises(ProcessLookupError):
         os.kill(weed_pid, 0)
+
+
+def _args(*argv: str) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="subnet")
+    add_storage_commands(parser.add_subparsers(dest="command", required=True))
+    return parser.parse_args(["storage", *argv])
+
+
+def test_flags_override_the_files_storage_section(tmp_path):
+    path = tmp_path / "neurons.yaml"
+    path.write_text("storage: {host: 127.0.0.2, port: 9000, dir: s3}\nneurons:\n  - {name: m1, role: miner}\n")
+    assert storage_settings(_args("--neurons", str(path))) == (StorageSettings("127.0.0.2", 9000, Path("s3")), ["m1"])
+    assert storage_settings(_args("--neurons", str(path), "--port", "9001", "--dir", "x", "--neuron", "m2")) == (
+        StorageSettings("127.0.0.2", 9001, Path("x")), ["m1", "m2"])
+    assert storage_settings(_args("--neuron", "solo")) == (StorageSettings(), ["solo"])
+
+
+def test_a_bad_neurons_file_is_one_error_line(tmp_path):
+    path = tmp_path / "neurons.yaml"
+    path.write_text("neurons:\n  - {name: m1, role: minner}\n")
+    with pytest.raises(NeuronsError, match=r"neurons\[0\]\.role"):
+        storage_settings(_args("--neurons", str(path)))
+    result = subprocess.run([sys.executable, "-m", "subnet.cli", "storage", "--neurons", str(path)],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2 and result.stdout == ""  # a usage error, like a bad flag
+    assert result.stderr.splitlines() == [f"subnet: error: {path}: neurons[0].role: must be one of "
+                                          "miner, validator, owner, got 'minner'"]

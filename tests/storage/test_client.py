@@ -10,9 +10,11 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError
 
-from subnet.storage.client import (AsyncStorage, RetryPolicy, S3Config, StorageClient, StorageError,
-                                   TransferPolicy, window_of_key, with_retries)
+from subnet.storage.client import AsyncStorage, RetryPolicy, StorageClient, StorageError, TransferPolicy, with_retries
+from subnet.storage.retention import delete_windows_before
+from subnet.storage.s3config import S3Config
 from subnet.storage.seaweed import free_ports
+from subnet.wire.names import window_of_key
 
 MiB = 1 << 20
 # Small parts so multipart and parallel ranged GETs run on a few MiB (5 MiB is S3's minimum part).
@@ -62,28 +64,34 @@ def test_list_by_prefix_and_retention(seaweed):
     writer, reader = seaweed.writer("validator-0"), seaweed.reader()
     bucket = seaweed.bucket("validator-0")
     keys = ["gradient-3-1.safetensors", "gradient-4-1.safetensors", "gradient-5-1.safetensors",
-            "aggregate-3.safetensors", "aggregate-3.json", "aggregate-5.json",
+            "aggregate-3.safetensors", "aggregate-3.json", "aggregate-5.json", "scores-4.json", "scores-5.json",
             "checkpoints/3/model.safetensors", "checkpoints/5/manifest.json", "checkpoints/LATEST.json",
-            "notes.txt"]
+            "dataset/demo/train-00001.npy", "notes.txt"]
     for key in keys:
         writer.put(bucket, key, key.encode())
     assert sorted(i.key for i in reader.list(bucket, "gradient-")) == keys[:3]
     assert [i.key for i in reader.list(bucket, "checkpoints/3/")] == ["checkpoints/3/model.safetensors"]
-    deleted = writer.delete_windows_before(bucket, 5, keep={"aggregate-3.json"})
+    deleted = delete_windows_before(writer, bucket, 5, keep={"aggregate-3.json"})
     assert sorted(deleted) == sorted(["gradient-3-1.safetensors", "gradient-4-1.safetensors",
-                                      "aggregate-3.safetensors", "checkpoints/3/model.safetensors"])
+                                      "aggregate-3.safetensors", "scores-4.json", "checkpoints/3/model.safetensors"])
     left = {i.key for i in reader.list(bucket)}
-    assert {"gradient-5-1.safetensors", "aggregate-3.json", "aggregate-5.json", "checkpoints/5/manifest.json",
-            "checkpoints/LATEST.json", "notes.txt"} <= left
+    assert {"gradient-5-1.safetensors", "aggregate-3.json", "aggregate-5.json", "scores-5.json",
+            "checkpoints/5/manifest.json", "checkpoints/LATEST.json", "dataset/demo/train-00001.npy",
+            "notes.txt"} <= left
     assert not left & set(deleted)
+    assert delete_windows_before(writer, bucket, 5) == ["aggregate-3.json"]  # the one kept before
 
 
 def test_window_of_key():
     assert window_of_key("gradient-12-7.safetensors") == 12
     assert window_of_key("aggregate-9.json") == 9
+    assert window_of_key("aggregate-9.safetensors") == 9
+    assert window_of_key("scores-8.json") == 8
     assert window_of_key("checkpoints/40/config.json") == 40
     assert window_of_key("checkpoints/LATEST.json") is None
+    assert window_of_key("checkpoints/40") is None
     assert window_of_key("dataset/x/train-00001.npy") is None
+    assert window_of_key("gradients-3-1.safetensors") is None
 
 
 def test_with_retries_backs_off_on_transient_errors_only():

@@ -1,6 +1,9 @@
 """Chain commitment of a bucket's endpoint and read key: round trip and junk rejection."""
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -50,3 +53,11 @@ def test_parser_only_raises_commitment_error_and_round_trips_what_it_accepts(tex
     formatted = format_commitment(parsed)
     assert len(formatted) <= MAX_COMMITMENT_CHARS
     assert parse_commitment(formatted) == parsed
+
+
+def test_commitment_and_settings_modules_do_not_load_boto3():
+    # Parsing chain commitments and settings files must not pull in the S3 client stack.
+    code = ("import sys, subnet.storage.commitment, subnet.storage.config, subnet.storage.retention; "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('boto3', 'botocore')))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    assert result.stdout.strip() == "[]"

@@ -5,9 +5,9 @@ import pytest
 import torch
 
 from subnet.data import DataError, TokenDataset, prepare_dataset
-from subnet.dataset_store import RemoteTokenDataset, dataset_key, upload_dataset
 from subnet.keys import Keypair
-from subnet.wire import WireError
+from subnet.storage.dataset_store import RemoteTokenDataset, dataset_key, upload_dataset
+from subnet.wire.signing import WireError
 
 OWNER = Keypair.from_seed(b"\x09" * 32)
 BLOCK = 4096
@@ -46,13 +46,15 @@ def test_remote_samples_equal_local_samples(seaweed, prepared, uploaded, tmp_pat
 
 
 def test_corrupt_cache_block_is_fetched_again(seaweed, prepared, uploaded, tmp_path):
-    remote = RemoteTokenDataset(seaweed.reader(), seaweed.bucket("dataset"), uploaded, "train", 32, tmp_path)
+    remote = RemoteTokenDataset(seaweed.reader(), seaweed.bucket("dataset"), uploaded, "train", 32, tmp_path,
+                                hotkey=OWNER.address)
     expected = remote.batch([3])
     corrupted = 0
     for path in (tmp_path / "blocks").iterdir():
         path.write_bytes(b"garbage")
         corrupted += 1
-    again = RemoteTokenDataset(seaweed.reader(), seaweed.bucket("dataset"), uploaded, "train", 32, tmp_path)
+    again = RemoteTokenDataset(seaweed.reader(), seaweed.bucket("dataset"), uploaded, "train", 32, tmp_path,
+                               hotkey=OWNER.address)
     assert torch.equal(again.batch([3]), expected)
     assert again.cache.fetched == corrupted == remote.cache.fetched  # every block fetched again, once
 
@@ -63,7 +65,7 @@ def test_changed_remote_shard_is_refused(seaweed, prepared, uploaded, tmp_path):
     key = dataset_key("tampered", "train-00000.npy")
     original = bytes(seaweed.reader().get(bucket, key, 1 << 20))
     writer.put(bucket, key, original[:BLOCK] + bytes(len(original) - BLOCK))  # blocks 1.. zeroed
-    remote = RemoteTokenDataset(seaweed.reader(), bucket, "tampered", "train", 32, tmp_path)
+    remote = RemoteTokenDataset(seaweed.reader(), bucket, "tampered", "train", 32, tmp_path, hotkey=OWNER.address)
     remote.batch([3])  # sample 3 lies in the untouched first block
     with pytest.raises(DataError, match="does not match the dataset index"):
         remote.batch([100])  # bytes 6528.. lie in block 1

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from subnet.storage.client import S3Config, StorageClient, StorageError
+from subnet.storage.client import StorageClient, StorageError
+from subnet.storage.s3config import S3Config
 from subnet.storage.seaweed import (SeaweedError, SeaweedServer, bucket_name, identities_document,
                                     load_or_create_layout)
 

@@ -3,7 +3,7 @@
 Layout under the publisher's bucket:
   checkpoints/{window}/model.safetensors, config.json, generation_config.json, tokenizer.json
   checkpoints/{window}/manifest.json   signed JSON: window, model_hash, aggregate_sha256 (the last
-                                       aggregate applied; wire.GENESIS_PREV for the initial model),
+                                       aggregate applied; GENESIS_PREV for the initial model),
                                        and the sha256 and size of every file
   checkpoints/LATEST.json              signed JSON: window, manifest key and manifest sha256
 
@@ -24,20 +24,18 @@ from pathlib import Path
 
 import torch
 
+from subnet.files import atomic_write
+from subnet.hashing import is_hex64, sha256_hex
 from subnet.keys import Keypair
 from subnet.model import model_hash
 from subnet.storage.client import StorageClient
-from subnet.wire import GENESIS_PREV, WIRE_VERSION, WireError, sha256_hex, sign_json, verify_json
+from subnet.wire.aggregate import GENESIS_PREV
+from subnet.wire.names import LATEST_CHECKPOINT_KEY as LATEST_KEY
+from subnet.wire.names import checkpoint_manifest_key, checkpoint_prefix
+from subnet.wire.signing import WIRE_VERSION, WireError, sign_json, verify_json
 
-CHECKPOINT_PREFIX = "checkpoints"
-LATEST_KEY = f"{CHECKPOINT_PREFIX}/LATEST.json"
 MAX_CHECKPOINT_FILE_BYTES = 64 << 30
 _FILE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}")
-_HEX64 = re.compile(r"[0-9a-f]{64}")
-
-
-def checkpoint_prefix(window: int) -> str:
-    return f"{CHECKPOINT_PREFIX}/{int(window)}/"
 
 
 @dataclass(frozen=True)
@@ -95,14 +93,14 @@ def _parse_manifest(document: dict, window: int) -> CheckpointInfo:
     if document.get("window") != window:
         raise WireError("wrong_window", f"manifest is for window {document.get('window')!r}, expected {window}")
     for key in ("model_hash", "aggregate_sha256"):
-        if not isinstance(document.get(key), str) or not _HEX64.fullmatch(document[key]):
+        if not is_hex64(document.get(key)):
             raise WireError("bad_metadata", f"manifest {key} must be 64 lowercase hex digits")
     if not isinstance(files, dict) or not files or len(files) > 64:
         raise WireError("bad_metadata", "manifest must list 1..64 files")
     for name, entry in files.items():
         if (not _FILE_NAME.fullmatch(name) or name == "manifest.json" or not isinstance(entry, dict)
                 or set(entry) != {"sha256", "size"} or not isinstance(entry["sha256"], str)
-                or not _HEX64.fullmatch(entry["sha256"]) or type(entry["size"]) is not int
+                or not is_hex64(entry["sha256"]) or type(entry["size"]) is not int
                 or not 0 <= entry["size"] <= MAX_CHECKPOINT_FILE_BYTES):
             raise WireError("bad_metadata", f"manifest entry {name[:64]!r} is malformed")
     if "config.json" not in files or not any(n.endswith(".safetensors") for n in files):
@@ -111,18 +109,18 @@ def _parse_manifest(document: dict, window: int) -> CheckpointInfo:
                           aggregate_sha256=document["aggregate_sha256"], files=files, hotkey=document["hotkey"])
 
 
-def read_latest(client: StorageClient, bucket: str, hotkey: str | None = None) -> tuple[int, str, str]:
+def read_latest(client: StorageClient, bucket: str, hotkey: str) -> tuple[int, str, str]:
     """(window, manifest key, manifest sha256) from LATEST.json, signature checked."""
     document = verify_json(client.get(bucket, LATEST_KEY, max_bytes=4096), expected_hotkey=hotkey,
                            expected_kind="checkpoint_latest")
     window, key, sha = document.get("window"), document.get("manifest_key"), document.get("manifest_sha256")
-    if type(window) is not int or window < 0 or key != checkpoint_prefix(window) + "manifest.json" \
-            or not isinstance(sha, str) or not _HEX64.fullmatch(sha):
+    if type(window) is not int or window < 0 or key != checkpoint_manifest_key(window) \
+            or not is_hex64(sha):
         raise WireError("bad_metadata", "LATEST.json is malformed")
     return window, key, sha
 
 
-def fetch_checkpoint(client: StorageClient, bucket: str, dest: Path, hotkey: str | None = None,
+def fetch_checkpoint(client: StorageClient, bucket: str, dest: Path, hotkey: str,
                      window: int | None = None) -> tuple[CheckpointInfo, Path]:
     """Download the latest checkpoint (or ``window``'s) into ``dest/{window}``, each file checked
     against the signed manifest; returns its info and directory. The directory appears whole
@@ -130,7 +128,7 @@ def fetch_checkpoint(client: StorageClient, bucket: str, dest: Path, hotkey: str
     if window is None:
         window, manifest_key, manifest_sha = read_latest(client, bucket, hotkey)
     else:
-        manifest_key, manifest_sha = checkpoint_prefix(window) + "manifest.json", None
+        manifest_key, manifest_sha = checkpoint_manifest_key(window), None
     raw = client.get(bucket, manifest_key, max_bytes=1 << 20)
     if manifest_sha is not None and sha256_hex(raw) != manifest_sha:
         raise WireError("part_mismatch", f"{manifest_key} does not match LATEST.json")
@@ -144,8 +142,8 @@ def fetch_checkpoint(client: StorageClient, bucket: str, dest: Path, hotkey: str
             data = client.get(bucket, checkpoint_prefix(window) + name, max_bytes=entry["size"])
             if len(data) != entry["size"] or sha256_hex(data) != entry["sha256"]:
                 raise WireError("part_mismatch", f"checkpoint file {name} does not match the manifest")
-            (staging / name).write_bytes(data)
-        (staging / "manifest.json").write_bytes(raw)
+            atomic_write(staging / name, data)  # fsynced: the renamed directory never holds a torn file
+        atomic_write(staging / "manifest.json", raw)
         if final.exists():
             shutil.rmtree(final)
         os.replace(staging, final)

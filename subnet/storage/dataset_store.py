@@ -14,28 +14,23 @@ from __future__ import annotations
 import ast
 import hashlib
 import json
-import os
 import re
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from subnet.data import MANIFEST_FORMAT, DataError, SampleSource
+from subnet.files import atomic_write
+from subnet.hashing import is_hex64, sha256_hex
 from subnet.keys import Keypair
 from subnet.storage.client import StorageClient
-from subnet.wire import WIRE_VERSION, sha256_hex, sign_json, verify_json
+from subnet.wire.names import DATASET_PREFIX, dataset_key
+from subnet.wire.signing import WIRE_VERSION, sign_json, verify_json
 
-DATASET_PREFIX = "dataset"
 DEFAULT_BLOCK_BYTES = 1 << 20
 MAX_INDEX_BYTES = 16 << 20
 _FILE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
-_HEX64 = re.compile(r"[0-9a-f]{64}")
-
-
-def dataset_key(name: str, file: str) -> str:
-    return f"{DATASET_PREFIX}/{name}/{file}"
 
 
 def upload_dataset(client: StorageClient, bucket: str, name: str, local_dir: Path, keypair: Keypair,
@@ -68,10 +63,10 @@ def _check_index(document: dict, name: str) -> None:
     for file, entry in files.items():
         if (not _FILE_NAME.fullmatch(file) or not isinstance(entry, dict)
                 or type(entry.get("size")) is not int or entry["size"] < 0
-                or not isinstance(entry.get("sha256"), str) or not _HEX64.fullmatch(entry["sha256"])
+                or not is_hex64(entry.get("sha256"))
                 or not isinstance(entry.get("blocks"), list)
                 or len(entry["blocks"]) != -(-entry["size"] // block)
-                or not all(isinstance(b, str) and _HEX64.fullmatch(b) for b in entry["blocks"])):
+                or not all(is_hex64(b) for b in entry["blocks"])):
             raise DataError(f"dataset index entry {file[:64]!r} is malformed")
 
 
@@ -109,10 +104,7 @@ class BlockCache:
             raise DataError(f"{self.prefix}{file} block {number} does not match the dataset index "
                             "(changed or corrupt object)")
         self.fetched += 1
-        descriptor, temp = tempfile.mkstemp(dir=self.directory, suffix=".tmp")
-        with os.fdopen(descriptor, "wb") as handle:
-            handle.write(data)
-        os.replace(temp, path)
+        atomic_write(path, data)
         return data
 
     def read(self, file: str, start: int, length: int) -> bytes:
@@ -153,7 +145,7 @@ class RemoteTokenDataset(SampleSource):
     """`TokenDataset` over a dataset bucket: same samples, fetched block by block."""
 
     def __init__(self, client: StorageClient, bucket: str, name: str, split: str, seq_len: int,
-                 cache_dir: Path, hotkey: str | None = None):
+                 cache_dir: Path, hotkey: str):
         index = verify_json(client.get(bucket, dataset_key(name, "index.json"), max_bytes=MAX_INDEX_BYTES),
                             max_bytes=MAX_INDEX_BYTES, expected_hotkey=hotkey, expected_kind="dataset_index")
         _check_index(index, name)

@@ -1,0 +1,65 @@
+"""The signed-call envelope (shared by chain and client), and the client's import footprint."""
+import json
+import subprocess
+import sys
+
+import pytest
+
+from subnet.chain.envelope import ChainError, call_message, check_signature, parse_envelope, sign_envelope
+from subnet.errors import InputRejected
+from subnet.keys import Keypair
+
+GENESIS = "ab" * 32
+CALLS = {"transfer", "commit"}
+
+
+def test_call_message_is_the_documented_canonical_json():
+    # docs/chain-api.md: keys sorted, no spaces, non-ASCII as \uXXXX (what the chain has always signed)
+    params = {"netuid": 1, "data": "café", "nested": {"b": [1, 2], "a": True}}
+    message = call_message("commit", params, "5Signer", 7, GENESIS)
+    assert message == (b'{"call":"commit","genesis":"' + GENESIS.encode() + b'","nonce":7,'
+                       b'"params":{"data":"caf\\u00e9","nested":{"a":true,"b":[1,2]},"netuid":1},'
+                       b'"signer":"5Signer"}')
+    legacy = json.dumps({"call": "commit", "params": params, "signer": "5Signer", "nonce": 7, "genesis": GENESIS},
+                        sort_keys=True, separators=(",", ":")).encode()
+    assert message == legacy
+
+
+def test_signed_envelope_verifies_and_any_change_breaks_it():
+    key = Keypair.generate()
+    body = sign_envelope(key, "transfer", {"dest": key.address, "amount": 5}, 3, GENESIS)
+    env = parse_envelope(body, CALLS)
+    check_signature(env, GENESIS)
+    for changed in ({"genesis": "cd" * 32}, {"nonce": 4}, {"params": {"dest": key.address, "amount": 6}}):
+        body2 = {**body, **{k: v for k, v in changed.items() if k != "genesis"}}
+        with pytest.raises(ChainError) as err:
+            check_signature(parse_envelope(body2, CALLS), changed.get("genesis", GENESIS))
+        assert err.value.reason == "bad_signature" and err.value.status == 401
+
+
+@pytest.mark.parametrize("mutate,reason", [
+    (lambda b: [b], "malformed"),
+    (lambda b: {**b, "extra": 1}, "malformed"),
+    (lambda b: {**b, "call": "mint"}, "unknown_call"),
+    (lambda b: {**b, "signer": "nope"}, "bad_address"),
+    (lambda b: {**b, "nonce": True}, "bad_nonce"),
+    (lambda b: {**b, "nonce": 2**63}, "bad_nonce"),
+    (lambda b: {**b, "signature": "AB" * 64}, "bad_signature"),
+])
+def test_malformed_envelopes_are_input_rejections(mutate, reason):
+    key = Keypair.generate()
+    body = sign_envelope(key, "transfer", {"dest": key.address, "amount": 5}, 3, GENESIS)
+    with pytest.raises(InputRejected) as err:
+        parse_envelope(mutate(body), CALLS)
+    assert isinstance(err.value, ChainError) and err.value.reason == reason
+    assert err.value.code == reason  # the API's field name, kept as an alias
+    assert err.value.to_json()["error"]["code"] == reason
+
+
+def test_client_import_loads_no_server_code():
+    banned = ["sqlite3", "amm", "subnet.chain.store", "subnet.chain.genesis", "subnet.chain.calls",
+              "subnet.chain.node", "subnet.chain.server", "aiohttp.web", "torch"]
+    code = ("import sys, json, subnet.chain.client; "
+            f"print(json.dumps([m for m in {banned!r} if m in sys.modules]))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    assert json.loads(out.stdout) == []

@@ -1,0 +1,114 @@
+"""The window's steps: inner phase, compression with error feedback, aggregate, apply."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import torch
+
+from subnet.compression.codec import decode_packet
+from subnet.model import build_model, get_params, model_hash, set_params
+from subnet.outer import update_norm
+from subnet.protocol.window import (
+    AggregateMismatch,
+    aggregate_result,
+    apply_aggregate,
+    compress_update,
+    inner_first_step,
+    inner_phase,
+)
+from subnet.sampler import assigned_samples
+from subnet.train import make_optimizer
+from subnet.wire.aggregate import Aggregate
+from tests.protocol.window_job import window_gradients
+
+JOB = Path(__file__).with_name("window_job.py")
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def theta(tiny_preset):
+    return get_params(build_model(tiny_preset.model, tiny_preset.seed))
+
+
+def test_get_and_set_params_round_trip(tiny_preset, theta):
+    model = build_model(tiny_preset.model, seed=99)
+    assert model_hash(model) != model_hash(theta)
+    set_params(model, theta)
+    assert model_hash(model) == model_hash(theta)
+    with pytest.raises(KeyError):
+        set_params(model, {k: v for k, v in list(theta.items())[1:]})
+
+
+def test_inner_phase_returns_theta_minus_local(tiny_preset, tiny_train, theta):
+    model = build_model(tiny_preset.model, tiny_preset.seed)
+    optimizer = make_optimizer(model, tiny_preset.train)
+    ids = assigned_samples(tiny_preset.seed, 0, 0, tiny_preset.samples_per_window, tiny_train.num_samples)
+    before = {n: t.clone() for n, t in theta.items()}
+    result = inner_phase(model, optimizer, theta, tiny_train.batches(ids, tiny_preset.train.batch_size),
+                         tiny_preset.train, first_step=0)
+    assert len(result.losses) == tiny_preset.train.inner_steps
+    local = get_params(model)
+    for name in theta:
+        assert torch.equal(theta[name], before[name])  # the global model is not touched
+        assert torch.equal(result.pseudo_gradient[name], theta[name] - local[name])
+    assert update_norm(result.pseudo_gradient) > 0
+
+
+def test_schedule_position_counts_applied_aggregates(tiny_preset):
+    assert inner_first_step(0, tiny_preset.train) == 0
+    assert inner_first_step(5, tiny_preset.train) == 5 * tiny_preset.train.inner_steps
+
+
+def test_compress_update_keeps_what_was_not_sent(tiny_preset, theta):
+    codec = replace(tiny_preset.compression, ef_decay=0.5)
+    generator = torch.Generator().manual_seed(3)
+    error = {n: torch.randn(t.shape, generator=generator) for n, t in theta.items()}
+    delta = {n: torch.randn(t.shape, generator=generator) for n, t in theta.items()}
+    new_error, packet = compress_update(error, delta, codec)
+    sent = decode_packet(packet)
+    for name in theta:
+        # what was owed (decayed error plus this window's delta) = what was sent + what is still owed
+        owed = 0.5 * error[name] + delta[name]
+        torch.testing.assert_close(sent[name] + new_error[name], owed, rtol=0, atol=1e-6)
+        assert (sent[name] != 0).sum() < owed.numel() / 10  # sparse: most of it stays in the buffer
+
+
+def _aggregate(gradients, base, result) -> Aggregate:
+    return Aggregate(window=7, hotkey="x", base_model_hash=base, result_model_hash=result,
+                     prev_aggregate_sha256="0" * 64, sha256="0" * 64, parts=[], gradients=gradients)
+
+
+def test_apply_aggregate_checks_base_and_result(tiny_preset, theta):
+    gradients = window_gradients(tiny_preset, theta)
+    lr = tiny_preset.outer.lr
+    expected = aggregate_result(theta, gradients, lr)
+    base = model_hash(theta)
+    assert model_hash(expected) != base
+    applied = apply_aggregate(theta, _aggregate(gradients, base, model_hash(expected)), lr)
+    assert model_hash(applied) == model_hash(expected)
+    with pytest.raises(AggregateMismatch) as err:
+        apply_aggregate(theta, _aggregate(gradients, base, "ab" * 32), lr)
+    assert err.value.reason == "result_mismatch"
+    with pytest.raises(AggregateMismatch) as err:
+        apply_aggregate(expected, _aggregate(gradients, base, model_hash(expected)), lr)
+    assert err.value.reason == "wrong_base_model"
+    # order of parts is part of the contract: dropping one changes the result
+    assert model_hash(aggregate_result(theta, gradients[:2], lr)) != model_hash(expected)
+
+
+def test_aggregate_result_is_bit_identical_across_processes_and_thread_counts(tiny_preset, theta):
+    """Two fresh processes (1 and 2 torch threads) and this one land on the same model hash."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    hashes = []
+    for threads in ("1", "2"):
+        run = subprocess.run([sys.executable, str(JOB), threads], capture_output=True, text=True, env=env,
+                             timeout=300, check=True)
+        hashes.append(run.stdout.strip())
+    here = model_hash(aggregate_result(theta, window_gradients(tiny_preset, theta), tiny_preset.outer.lr))
+    assert len(hashes[0]) == 64
+    assert hashes[0] == hashes[1] == here
