@@ -14,11 +14,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from subnet.errors import InputRejected
+
 MAX_RICE_PARAM = 16
 
 
-class IndexCodeError(ValueError):
+class IndexCodeError(InputRejected):
     """An index stream does not decode to exactly k in-range indices per chunk."""
+
+    def __init__(self, message: str, reason: str = "bad_indices"):
+        super().__init__(reason, message)
 
 
 def pack_bits(values: np.ndarray, width: int) -> np.ndarray:

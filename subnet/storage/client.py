@@ -25,6 +25,7 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+from subnet.errors import InputRejected
 from subnet.storage.s3config import S3Config
 
 T = TypeVar("T")
@@ -37,13 +38,13 @@ _NOT_FOUND_CODES = {"NoSuchKey", "404", "NotFound", "NoSuchBucket"}
 _DENIED_CODES = {"AccessDenied", "403", "InvalidAccessKeyId", "SignatureDoesNotMatch", "Forbidden"}
 
 
-class StorageError(Exception):
-    """An S3 operation failed; `code` is one of not_found, access_denied, too_large, changed,
-    unavailable, error."""
+class StorageError(InputRejected):
+    """An S3 operation failed or its reply was refused; `reason` is one of not_found,
+    access_denied, too_large, changed, unavailable, error."""
 
-    def __init__(self, code: str, message: str):
-        super().__init__(f"{code}: {message}")
-        self.code = code
+    @property
+    def code(self) -> str:  # the name this error used before `InputRejected`
+        return self.reason
 
 
 @dataclass(frozen=True)
@@ -104,7 +105,7 @@ def with_retries(call: Callable[[], T], policy: RetryPolicy, sleep: Callable[[fl
             return call()
         except Exception as exc:  # classified below; anything not transient is re-raised as is
             error = classify(exc)
-            if error.code != "unavailable" or attempt >= policy.attempts:
+            if error.reason != "unavailable" or attempt >= policy.attempts:
                 raise error from exc
             sleep(policy.delay(attempt, rng))
 
@@ -239,7 +240,7 @@ class StorageClient:
         try:
             self.head(bucket, key)
         except StorageError as exc:
-            if exc.code == "not_found":
+            if exc.reason == "not_found":
                 return False
             raise
         return True

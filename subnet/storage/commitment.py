@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from subnet.errors import InputRejected
 from subnet.storage.s3config import S3Config
 
 COMMITMENT_VERSION = "v1"
@@ -23,8 +24,11 @@ _ACCESS_KEY = re.compile(r"^[A-Za-z0-9]{8,128}$")
 _SECRET_KEY = re.compile(r"^[A-Za-z0-9/+=_-]{8,128}$")
 
 
-class CommitmentError(ValueError):
+class CommitmentError(InputRejected):
     """A commitment string is not a valid bucket commitment; the message says which part."""
+
+    def __init__(self, message: str, reason: str = "bad_commitment"):
+        super().__init__(reason, message)
 
 
 @dataclass(frozen=True)

@@ -33,14 +33,14 @@ def test_small_round_trip_head_and_limits(seaweed):
     assert before <= info.last_modified <= datetime.now(timezone.utc) + timedelta(seconds=5)
     with pytest.raises(StorageError) as err:
         reader.get(bucket, "small.bin", max_bytes=len(data) - 1)
-    assert err.value.code == "too_large"
+    assert err.value.reason == "too_large"
     with pytest.raises(StorageError) as err:
         writer.put(bucket, "refused.bin", data, max_bytes=100)
-    assert err.value.code == "too_large"
+    assert err.value.reason == "too_large"
     assert not reader.exists(bucket, "refused.bin")
     with pytest.raises(StorageError) as err:
         reader.get(bucket, "missing.bin", max_bytes=10)
-    assert err.value.code == "not_found"
+    assert err.value.reason == "not_found"
     writer.put(bucket, "empty.bin", b"")
     assert reader.get(bucket, "empty.bin", max_bytes=0) == b""
     assert reader.get_range(bucket, "small.bin", 100, 50) == data[100:150]
@@ -57,7 +57,7 @@ def test_multipart_upload_and_parallel_ranged_get(seaweed):
     assert len(got) == len(data) and got == data
     with pytest.raises(StorageError) as err:
         reader.get(bucket, "large.bin", max_bytes=len(data) - 1)
-    assert err.value.code == "too_large"
+    assert err.value.reason == "too_large"
 
 
 def test_list_by_prefix_and_retention(seaweed):
@@ -127,7 +127,7 @@ def test_connection_errors_are_retried_then_reported():
                            retry=RetryPolicy(attempts=3, base_delay=0.01), sleep=sleeps.append)
     with pytest.raises(StorageError) as err:
         client.get("tessera-miner-0", "x", max_bytes=10)
-    assert err.value.code == "unavailable" and len(sleeps) == 2
+    assert err.value.reason == "unavailable" and len(sleeps) == 2
 
 
 def test_async_facade_runs_concurrently(seaweed):

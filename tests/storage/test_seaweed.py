@@ -20,13 +20,13 @@ def test_neuron_writes_its_own_bucket_only(seaweed):
     for other in ("miner-1", "validator-0", "dataset"):
         with pytest.raises(StorageError) as info:
             miner.put(seaweed.bucket(other), "intrusion.bin", b"not yours")
-        assert info.value.code == "access_denied"
+        assert info.value.reason == "access_denied"
         with pytest.raises(StorageError) as info:
             miner.delete(seaweed.bucket(other), ["anything"])
-        assert info.value.code == "access_denied"
+        assert info.value.reason == "access_denied"
     with pytest.raises(StorageError) as info:
         miner.ensure_bucket("tessera-new-bucket")
-    assert info.value.code == "access_denied"
+    assert info.value.reason == "access_denied"
 
 
 def test_read_key_reads_every_bucket_and_cannot_write(seaweed):
@@ -38,10 +38,10 @@ def test_read_key_reads_every_bucket_and_cannot_write(seaweed):
         assert "hello.txt" in [info.key for info in reader.list(seaweed.bucket(name))]
         with pytest.raises(StorageError) as info:
             reader.put(seaweed.bucket(name), "hello.txt", b"overwritten")
-        assert info.value.code == "access_denied"
+        assert info.value.reason == "access_denied"
         with pytest.raises(StorageError) as info:
             reader.delete(seaweed.bucket(name), ["hello.txt"])
-        assert info.value.code == "access_denied"
+        assert info.value.reason == "access_denied"
         assert bytes(reader.get(seaweed.bucket(name), "hello.txt", 100)) == name.encode()
 
 
@@ -49,7 +49,7 @@ def test_unknown_key_is_denied(seaweed):
     stranger = StorageClient(S3Config(seaweed.endpoint, "NOTAKEY000000000", "nope-nope-nope"))
     with pytest.raises(StorageError) as info:
         stranger.get(seaweed.bucket("miner-0"), "own.bin", 100)
-    assert info.value.code == "access_denied"
+    assert info.value.reason == "access_denied"
 
 
 def test_layout_keys_persist_and_new_neurons_are_added(tmp_path):
