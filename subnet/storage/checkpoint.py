@@ -3,7 +3,7 @@
 Layout under the publisher's bucket:
   checkpoints/{window}/model.safetensors, config.json, generation_config.json, tokenizer.json
   checkpoints/{window}/manifest.json   signed JSON: window, model_hash, aggregate_sha256 (the last
-                                       aggregate applied; GENESIS_PREV for the initial model),
+                                       aggregate applied, or the genesis anchor), version,
                                        and the sha256 and size of every file
   checkpoints/LATEST.json              signed JSON: window, manifest key and manifest sha256
 
@@ -45,10 +45,14 @@ class CheckpointInfo:
     aggregate_sha256: str
     files: dict[str, dict]  # name -> {"sha256", "size"}
     hotkey: str
+    version: int = 0        # aggregates applied since genesis: the inner lr schedule's position
 
 
 def checkpoint_files(model: torch.nn.Module, tokenizer_json: bytes) -> dict[str, bytes]:
     """The files `save_pretrained` writes (safetensors weights, config) plus tokenizer.json."""
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # a process's log is one line per event, not a progress bar
     with tempfile.TemporaryDirectory() as tmp:
         model.save_pretrained(tmp, safe_serialization=True)
         files = {path.name: path.read_bytes() for path in sorted(Path(tmp).iterdir()) if path.is_file()}
@@ -60,7 +64,7 @@ def checkpoint_files(model: torch.nn.Module, tokenizer_json: bytes) -> dict[str,
 
 def publish_checkpoint(client: StorageClient, bucket: str, window: int, model: torch.nn.Module,
                        tokenizer_json: bytes, keypair: Keypair, aggregate_sha256: str = GENESIS_PREV,
-                       after_upload: Callable[[str], None] | None = None) -> CheckpointInfo:
+                       version: int = 0, after_upload: Callable[[str], None] | None = None) -> CheckpointInfo:
     """Upload the checkpoint of ``window``: files, then the signed manifest, then LATEST.json.
     ``after_upload(key)`` is called after each object (tests use it to look in mid-write)."""
     files = checkpoint_files(model, tokenizer_json)
@@ -72,9 +76,10 @@ def publish_checkpoint(client: StorageClient, bucket: str, window: int, model: t
         if after_upload:
             after_upload(prefix + name)
     info = CheckpointInfo(window=int(window), model_hash=model_hash(model), aggregate_sha256=aggregate_sha256,
-                          files=entries, hotkey=keypair.address)
+                          files=entries, hotkey=keypair.address, version=int(version))
     manifest = sign_json({"wire_format": WIRE_VERSION, "kind": "checkpoint_manifest", "window": info.window,
-                          "model_hash": info.model_hash, "aggregate_sha256": aggregate_sha256, "files": entries},
+                          "model_hash": info.model_hash, "aggregate_sha256": aggregate_sha256, "files": entries,
+                          "version": info.version},
                          keypair)
     client.put(bucket, prefix + "manifest.json", manifest, content_type="application/json")
     if after_upload:
@@ -105,8 +110,11 @@ def _parse_manifest(document: dict, window: int) -> CheckpointInfo:
             raise WireError("bad_metadata", f"manifest entry {name[:64]!r} is malformed")
     if "config.json" not in files or not any(n.endswith(".safetensors") for n in files):
         raise WireError("bad_metadata", "manifest lacks config.json or safetensors weights")
-    return CheckpointInfo(window=window, model_hash=document["model_hash"],
-                          aggregate_sha256=document["aggregate_sha256"], files=files, hotkey=document["hotkey"])
+    version = document.get("version", 0)
+    if type(version) is not int or version < 0:
+        raise WireError("bad_metadata", "manifest version must be a non-negative integer")
+    return CheckpointInfo(window=window, model_hash=document["model_hash"], aggregate_sha256=document["aggregate_sha256"],
+                          files=files, hotkey=document["hotkey"], version=version)
 
 
 def read_latest(client: StorageClient, bucket: str, hotkey: str) -> tuple[int, str, str]:

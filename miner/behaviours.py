@@ -1,0 +1,127 @@
+"""Adversarial miners for tests and the local network (the `behaviour:` of a neuron in neurons.yaml).
+
+Each kind replaces the honest miner's upload; every upload function returns the bytes to store as
+``gradient-{window}-{uid}``:
+
+  garbage  random bytes: refused by the validators' wire checks
+  noise    a valid signed gradient of Gaussian noise: passes every wire check, should score badly
+  copycat  another miner's upload of the same window, re-signed under the copier's hotkey and uid
+  stale    trains honestly, but against the global model of `lag` windows ago while declaring the
+           current model's hash (`StaleModel` keeps the old models)
+"""
+from __future__ import annotations
+
+import math
+from collections import deque
+
+import numpy as np
+import torch
+
+from subnet.compression.codec import Packet, encode_tensors, packet_from_bytes
+from subnet.compression.spec import CodecSpec
+from subnet.keys import Keypair
+from subnet.model import Params
+from subnet.wire.gradient import encode_gradient
+
+BEHAVIOURS = frozenset({"garbage", "noise", "copycat", "stale"})
+
+DEFAULT_GARBAGE_SIZE = 4096    # bytes
+DEFAULT_NOISE_SCALE = 0.01     # per-element standard deviation, about a pseudo-gradient's size
+
+# Parameters each kind accepts, and whether it requires them.
+_PARAMS = {"garbage": {"size": False}, "noise": {"scale": False}, "copycat": {"victim": True},
+           "stale": {"lag": True}}
+
+
+def garbage_bytes(rng: np.random.Generator, size: int) -> bytes:
+    """``size`` random bytes."""
+    return rng.bytes(size)
+
+
+def noise_upload(spec: CodecSpec, keypair: Keypair, window: int, uid: int, base_model_hash: str,
+                 scale: float, rng: np.random.Generator) -> bytes:
+    """A signed gradient of N(0, scale^2) noise for every parameter, compressed like an honest one."""
+    noise = {name: torch.from_numpy(rng.normal(0.0, scale, size=shape).astype(np.float32))
+             for name, shape in spec.shapes.items()}
+    packet, _ = encode_tensors(noise, spec.codec)
+    return encode_gradient(packet, keypair, window, uid, base_model_hash)
+
+
+def copy_upload(victim_object: bytes, spec: CodecSpec, keypair: Keypair, window: int, uid: int,
+                base_model_hash: str) -> bytes:
+    """The victim's signed gradient re-signed as the copier's own: same streams, so the same top-k
+    indices and values. A malformed victim object raises the codec's `CodecError`."""
+    victim = packet_from_bytes(victim_object, spec)
+    # Drop the victim's wire metadata (its hotkey, uid, signature); encode_gradient writes the copier's.
+    packet = Packet(codec=victim.codec, tensors=victim.tensors, metadata={})
+    return encode_gradient(packet, keypair, window, uid, base_model_hash)
+
+
+class StaleModel:
+    """The global models of the last windows, to train against the one of ``lag`` windows ago.
+
+    ``push(window, theta)`` after each new global model (windows increasing, gaps allowed: a window
+    without an aggregate keeps its model); ``theta_for(window)`` is the newest model pushed for a
+    window at most ``window - lag``, or the oldest one held while the history is still shorter.
+    """
+
+    def __init__(self, lag: int):
+        if isinstance(lag, bool) or not isinstance(lag, int) or lag < 1:
+            raise ValueError(f"lag must be an integer >= 1, got {lag!r}")
+        self.lag = lag
+        self._models: deque[tuple[int, Params]] = deque()
+
+    def push(self, window: int, theta: Params) -> None:
+        if self._models and window <= self._models[-1][0]:
+            raise ValueError(f"window {window} pushed after window {self._models[-1][0]}")
+        self._models.append((window, {name: t.detach().clone() for name, t in theta.items()}))
+        # Keep the newest model old enough for this window and everything newer; later windows
+        # never need an older one.
+        while len(self._models) > 1 and self._models[1][0] <= window - self.lag:
+            self._models.popleft()
+
+    def theta_for(self, window: int) -> Params:
+        if not self._models:
+            raise KeyError("no global model pushed yet")
+        chosen = self._models[0][1]
+        for pushed, theta in self._models:
+            if pushed > window - self.lag:
+                break
+            chosen = theta
+        return chosen
+
+    @property
+    def windows(self) -> list[int]:
+        """The windows whose models are held, oldest first."""
+        return [window for window, _ in self._models]
+
+
+def _positive_number(value: object) -> bool:
+    return (not isinstance(value, bool) and isinstance(value, (int, float))
+            and math.isfinite(value) and value > 0)
+
+
+def _positive_int(value: object, minimum: int = 1) -> bool:
+    return not isinstance(value, bool) and isinstance(value, int) and value >= minimum
+
+
+def check_behaviour(kind: str, params: dict[str, object]) -> None:
+    """Refuse an unknown kind, a missing or unknown parameter, or a value of the wrong type."""
+    if kind not in BEHAVIOURS:
+        raise ValueError(f"behaviour kind {kind!r} is not one of {', '.join(sorted(BEHAVIOURS))}")
+    accepted = _PARAMS[kind]
+    for name in params:
+        if name not in accepted:
+            known = ", ".join(sorted(accepted))
+            raise ValueError(f"behaviour {kind!r}: unknown parameter {name!r} (known: {known})")
+    for name, required in accepted.items():
+        if required and name not in params:
+            raise ValueError(f"behaviour {kind!r}: missing parameter {name!r}")
+    if kind == "copycat" and not (isinstance(params["victim"], str) and params["victim"]):
+        raise ValueError(f"behaviour 'copycat': victim must be a neuron name, got {params['victim']!r}")
+    if kind == "stale" and not _positive_int(params["lag"]):
+        raise ValueError(f"behaviour 'stale': lag must be an integer >= 1, got {params['lag']!r}")
+    if kind == "noise" and "scale" in params and not _positive_number(params["scale"]):
+        raise ValueError(f"behaviour 'noise': scale must be a finite number > 0, got {params['scale']!r}")
+    if kind == "garbage" and "size" in params and not _positive_int(params["size"]):
+        raise ValueError(f"behaviour 'garbage': size must be an integer > 0, got {params['size']!r}")

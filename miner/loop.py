@@ -1,0 +1,275 @@
+"""The miner process, window by window.
+
+    hold version w -> train H inner steps on (uid, w)'s samples -> compress with error feedback ->
+    sign -> upload gradient-w-uid (once) -> wait for aggregate w -> apply -> next window
+
+The global model, the error-feedback buffer, the inner optimizer's state and the upload of the
+current window are saved after each step that changes them (one atomic snapshot), so a killed miner
+resumes with its error feedback and never uploads a window twice. An upload is written once: a
+retry first looks whether the object is already stored with the same bytes (an overwrite would move
+its timestamp and could make an honest miner look like the later of two identical uploads).
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+
+from subnet.chain.client import ChainClient
+from subnet.compression.spec import CodecSpec
+from subnet.data import TokenDataset
+from subnet.hashing import sha256_hex
+from subnet.model import build_model
+from subnet.node.boot import Snapshot, join_subnet, read_snapshot, start_follower, wait_for_block, write_snapshot
+from subnet.node.network import NetworkView
+from subnet.node.settings import NodeSettings
+from subnet.node.snapshot import optimizer_tensors, prefixed, restore_optimizer, unprefixed
+from subnet.protocol import clock
+from subnet.protocol.window import compress_update, inner_first_step, inner_phase
+from subnet.sampler import assigned_samples
+from subnet.storage.client import StorageClient, StorageError
+from subnet.train import make_optimizer
+from subnet.wire import names
+from subnet.wire.gradient import encode_gradient
+from subnet.wire.signing import ANY_SIGNER, WireError, verify_json
+
+
+@dataclass
+class MinerWindow:
+    """One window's figures, printed as the status line and appended to metrics.jsonl."""
+    window: int
+    version: int
+    train_loss: float | None = None
+    tokens_per_s: float = 0.0
+    bytes_up: int = 0
+    train_s: float = 0.0
+    compress_s: float = 0.0
+    upload_s: float = 0.0
+    wait_aggregate_s: float = 0.0
+    idle_s: float = 0.0          # waiting for the window to open (nothing to do)
+    wall_s: float = 0.0
+    aggregate_from: int | None = None
+    model_hash: str = ""
+    score: float | None = None   # this miner's final score in the lead validator's scores
+    alpha_stake: int = 0
+    note: str = ""
+
+    def line(self) -> str:
+        loss = f"{self.train_loss:.4f}" if self.train_loss is not None else "-"
+        score = f"{self.score:.4f}" if self.score is not None else "-"
+        agg = f"agg from uid {self.aggregate_from}" if self.aggregate_from is not None else "no aggregate"
+        return (f"window {self.window} v{self.version} loss {loss} {self.tokens_per_s:,.0f} tok/s "
+                f"up {self.bytes_up:,} B wait {self.wait_aggregate_s:.2f}s score {score} "
+                f"stake {self.alpha_stake / 1e9:.4f} | {agg} {self.model_hash[:12]} {self.note}".rstrip())
+
+
+def put_once(client: StorageClient, bucket: str, key: str, data: bytes) -> bool:
+    """Upload unless the same bytes are already stored; returns whether it uploaded."""
+    try:
+        stored = client.get(bucket, key, max_bytes=len(data))
+    except StorageError as exc:
+        if exc.reason not in ("not_found", "too_large"):
+            raise
+    else:
+        if sha256_hex(bytes(stored)) == sha256_hex(data):
+            return False
+    client.put(bucket, key, data)
+    return True
+
+
+class Miner:
+    def __init__(self, settings: NodeSettings, log: Callable[[str], None] = print):
+        self.settings, self.log = settings, log
+        self.preset = settings.preset
+        self.spec = CodecSpec.from_preset(self.preset)
+        self.chain = ChainClient(settings.chain_url)
+        self.view = NetworkView(self.chain, settings.netuid)
+        self.writer = StorageClient(settings.storage.write)
+        self.bucket = settings.storage.bucket
+        self.device = torch.device(settings.device)
+        self.model = build_model(self.preset.model, self.preset.seed).to(self.device)
+        self.optimizer = make_optimizer(self.model, self.preset.train)
+        self.error = {n: torch.zeros(s) for n, s in self.spec.shapes.items()}
+        self.uploaded_window = -1
+        self.train = TokenDataset(settings.data_dir, "train", self.preset.model.seq_len)
+        self.behaviour = settings.behaviour
+        self.rng = np.random.default_rng()
+        self.stale = None
+        if self.behaviour is not None and self.behaviour.kind == "stale":
+            from miner.behaviours import StaleModel
+            self.stale = StaleModel(int(self.behaviour.params.get("lag", 2)))
+        self.metrics_path = settings.state_dir / "metrics.jsonl"
+
+    # --- state ------------------------------------------------------------------------------------
+    def _save(self) -> None:
+        opt_tensors, opt_meta = optimizer_tensors(self.optimizer)
+        write_snapshot(self.settings, Snapshot(
+            state=self.follower.state, extra={"optimizer": opt_meta, "uploaded_window": self.uploaded_window},
+            tensors={**prefixed(self.error, "ef."), **opt_tensors}))
+
+    def _restore(self, snapshot: Snapshot | None) -> None:
+        if snapshot is None:
+            return
+        error = unprefixed(snapshot.tensors, "ef.")
+        if set(error) == set(self.error):
+            self.error = error
+        try:
+            restore_optimizer(self.optimizer, snapshot.tensors, snapshot.extra["optimizer"])
+        except (KeyError, ValueError) as exc:
+            self.log(f"optimizer state not restored: {exc}")
+        self.uploaded_window = int(snapshot.extra.get("uploaded_window", -1))
+        self.log(f"resumed: version {snapshot.state.version}, window {snapshot.state.window}, "
+                 f"error-feedback norm {float(torch.sqrt(sum((t.double() ** 2).sum() for t in self.error.values()))):.4g}")
+
+    # --- one window -----------------------------------------------------------------------------
+    def _batches(self, window: int):
+        ids = assigned_samples(self.preset.seed, window, self.uid, self.preset.samples_per_window, self.train.num_samples)
+        return [b.to(self.device) for b in self.train.batches(ids, self.preset.train.batch_size)]
+
+    def _train(self, window: int, theta) -> tuple[dict, list[float]]:
+        first_step = inner_first_step(self.follower.state.version, self.preset.train)
+        batches = self._batches(window)
+        if self.device.type == "cuda":
+            with torch.autocast("cuda", dtype=torch.bfloat16):
+                result = inner_phase(self.model, self.optimizer, theta, batches, self.preset.train, first_step)
+        else:
+            result = inner_phase(self.model, self.optimizer, theta, batches, self.preset.train, first_step)
+        return result.pseudo_gradient, result.losses
+
+    async def _upload_object(self, window: int) -> tuple[bytes | None, MinerWindow]:
+        """Train and build this window's upload (honest, or the configured adversary's)."""
+        state = self.follower.state
+        stats = MinerWindow(window=window, version=state.version)
+        kind = self.behaviour.kind if self.behaviour is not None else None
+        hotkey = self.settings.wallet.hotkey
+        if kind == "garbage":
+            return bytes(self.rng.bytes(int(self.behaviour.params.get("size", 4096)))), stats
+        if kind == "noise":
+            from miner.behaviours import noise_upload
+            return noise_upload(self.spec, hotkey, window, self.uid, state.hash,
+                                float(self.behaviour.params.get("scale", 0.01)), self.rng), stats
+        if kind == "copycat":
+            return await self._copy_of_victim(window, state.hash), stats
+        theta = state.theta
+        if self.stale is not None:
+            self.stale.push(window, state.theta)
+            theta = self.stale.theta_for(window)
+        started = time.monotonic()
+        delta, losses = await asyncio.to_thread(self._train, window, theta)
+        stats.train_s = time.monotonic() - started
+        stats.train_loss = float(np.mean(losses))
+        tokens = self.preset.samples_per_window * self.preset.model.seq_len
+        stats.tokens_per_s = tokens / max(stats.train_s, 1e-9)
+        started = time.monotonic()
+        new_error, packet = compress_update(self.error, delta, self.preset.compression)
+        self.error = new_error
+        data = encode_gradient(packet, hotkey, window, self.uid, state.hash)
+        stats.compress_s = time.monotonic() - started
+        return data, stats
+
+    async def _copy_of_victim(self, window: int, base: str) -> bytes | None:
+        from miner.behaviours import copy_upload
+        victim = str(self.behaviour.params.get("victim", ""))
+        deadline = clock.upload_deadline(window, self.preset.protocol)
+        while await self.chain.get_current_block() <= deadline - 1:
+            for uid in self.view.miner_uids():
+                reader = self.view.reader(uid)
+                if uid == self.uid or reader is None or (victim and not reader[1].endswith(victim)):
+                    continue
+                try:
+                    obj = await asyncio.to_thread(reader[0].get, reader[1], names.gradient_key(window, uid),
+                                                  self.spec.max_gradient_bytes)
+                except StorageError:
+                    continue
+                try:
+                    return copy_upload(bytes(obj), self.spec, self.settings.wallet.hotkey, window, self.uid, base)
+                except ValueError:
+                    continue
+            await asyncio.sleep(0.2)
+        return None
+
+    async def _latest_score(self, window: int) -> float | None:
+        """This miner's final score in the lead validator's published scores of `window`."""
+        for uid in self.view.lead_order()[:1]:
+            reader = self.view.reader(uid)
+            if reader is None:
+                return None
+            try:
+                raw = await asyncio.to_thread(reader[0].get, reader[1], names.scores_key(window), 1 << 20)
+                document = verify_json(bytes(raw), expected_hotkey=self.view.hotkey_of(uid) or ANY_SIGNER,
+                                       expected_kind="scores")
+            except (StorageError, WireError):
+                return None
+            entry = document.get("miners", {}).get(str(self.uid))
+            return entry.get("final_score") if isinstance(entry, dict) else None
+        return None
+
+    async def window(self, window: int) -> MinerWindow:
+        wall_started = time.monotonic()
+        p = self.preset.protocol
+        data, stats = await self._upload_object(window)
+        if data is not None and self.uploaded_window < window:
+            head = await self.chain.get_current_block()
+            if head > clock.upload_deadline(window, p):
+                stats.note = "missed the upload slot"
+            else:
+                started = time.monotonic()
+                await asyncio.to_thread(put_once, self.writer, self.bucket, names.gradient_key(window, self.uid), data)
+                stats.upload_s = time.monotonic() - started
+                stats.bytes_up = len(data)
+                self.uploaded_window = window
+                self._save()
+        started = time.monotonic()
+        decision = await self.follower.advance(window)
+        stats.wait_aggregate_s = time.monotonic() - started
+        stats.aggregate_from = decision.from_uid
+        stats.model_hash = self.follower.state.hash
+        self._save()
+        stats.score = await self._latest_score(window - 1)
+        mg = self.view.metagraph
+        if mg is not None and self.uid in mg.uids:
+            stats.alpha_stake = mg.stake[mg.uids.index(self.uid)]
+        stats.wall_s = time.monotonic() - wall_started
+        return stats
+
+    # --- the process ----------------------------------------------------------------------------
+    async def run(self, max_windows: int | None = None, stop: asyncio.Event | None = None) -> None:
+        torch.set_num_threads(self.settings.threads)
+        try:
+            self.uid = await join_subnet(self.settings, self.chain, self.view, self.log)
+            snapshot = read_snapshot(self.settings, self.log)
+            self.follower = await start_follower(self.settings, self.view, snapshot, self.log)
+            self._restore(snapshot)
+            self.log(f"miner uid {self.uid} holds version {self.follower.state.version} "
+                     f"({self.follower.state.hash[:12]}) after window {self.follower.state.window}")
+            done = 0
+            while (max_windows is None or done < max_windows) and not (stop and stop.is_set()):
+                await self.view.refresh()
+                p = self.preset.protocol
+                head = await self.chain.get_current_block()
+                window = clock.window_of(head, p)
+                if self.follower.state.window < window - 1:
+                    await self.follower.catch_up()  # fell behind (slow or suspended): follow first
+                    head = await self.chain.get_current_block()
+                    window = clock.window_of(head, p)
+                    if self.follower.state.window < window - 1:
+                        # Aggregate window-1 is not decided yet: wait for it instead of training on an old model.
+                        await self.follower.advance(window - 1)
+                        continue
+                idle_started = time.monotonic()
+                if self.follower.state.window >= window:
+                    await wait_for_block(self.chain, clock.first_block(window + 1, p))
+                    continue
+                stats = await self.window(window)
+                stats.idle_s = time.monotonic() - idle_started - stats.wall_s
+                self.log(stats.line())
+                with open(self.metrics_path, "a") as handle:
+                    handle.write(json.dumps(asdict(stats)) + "\n")
+                done += 1
+        finally:
+            await self.chain.close()

@@ -1,0 +1,157 @@
+"""A whole network on one machine, as real processes: storage, chain, validators and miners.
+
+Used by the integration tests and `bench/neurons.py` (and the base of `subnet up`). Every part is
+the real program (`subnet storage`, `subnet chain`, `validator run`, `miner run`) started as a
+subprocess with its own log file, talking over sockets; nothing is faked.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from subnet.wallet import create_wallet
+
+
+def free_port() -> int:
+    """A port the OS just handed out (bound to 0). The caller passes it straight to the server."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass(frozen=True)
+class NeuronSpec:
+    name: str
+    role: str                      # miner | validator
+    stake: float | None = None     # TAO (validators)
+    behaviour: object = None       # neurons.yaml behaviour entry (adversaries)
+
+
+@dataclass
+class LocalNetwork:
+    root: Path
+    neurons: list[NeuronSpec]
+    block_time: float = 1.0
+    preset: str = "tiny"
+    tempo: int = 10
+    data: Path | None = None
+    threads: int = 1
+    chain_port: int = 0
+    storage_port: int = 0
+    procs: dict[str, subprocess.Popen] = field(default_factory=dict)
+
+    @property
+    def wallet_dir(self) -> Path:
+        return self.root / "wallets"
+
+    @property
+    def neurons_file(self) -> Path:
+        return self.root / "neurons.yaml"
+
+    @property
+    def chain_url(self) -> str:
+        return f"http://127.0.0.1:{self.chain_port}"
+
+    def state_dir(self, name: str) -> Path:
+        return self.root / "state" / name
+
+    def log_path(self, name: str) -> Path:
+        return self.root / "logs" / f"{name}.log"
+
+    def write_files(self) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        (self.root / "logs").mkdir(exist_ok=True)
+        self.chain_port = self.chain_port or free_port()
+        self.storage_port = self.storage_port or free_port()
+        balances = {"owner": 100}
+        for wallet in ["owner", *(n.name for n in self.neurons)]:
+            if not (self.wallet_dir / wallet).exists():
+                create_wallet(wallet, self.wallet_dir)
+        for n in self.neurons:
+            balances[n.name] = 1000 if n.role == "validator" else 100
+        entries = []
+        for n in self.neurons:
+            entry = {"name": n.name, "role": n.role, "wallet": n.name}
+            if n.stake is not None:
+                entry["stake"] = n.stake
+            if n.behaviour is not None:
+                entry["behaviour"] = n.behaviour
+            entries.append(entry)
+        document = {
+            "chain": {"block_time": self.block_time, "balances": balances, "subnets": [{
+                "netuid": 1, "owner": "owner", "pool_tao": 100, "pool_alpha": 100, "tempo": self.tempo,
+                "burn": 1, "max_uids": 64, "max_validators": 16}]},
+            "storage": {"host": "127.0.0.1", "port": self.storage_port, "dir": str(self.root / "storage")},
+            "neurons": entries,
+        }
+        self.neurons_file.write_text(yaml.safe_dump(document, sort_keys=False))
+
+    def _spawn(self, name: str, argv: list[str]) -> subprocess.Popen:
+        log = open(self.log_path(name), "ab")
+        env = {**os.environ, "TESSERA_WALLET_DIR": str(self.wallet_dir), "OMP_NUM_THREADS": str(self.threads),
+               "PYTHONUNBUFFERED": "1"}
+        proc = subprocess.Popen([sys.executable, "-m", *argv], stdout=log, stderr=subprocess.STDOUT, env=env,
+                                cwd=self.root, start_new_session=True)
+        self.procs[name] = proc
+        return proc
+
+    def _wait_http(self, url: str, name: str, timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                urllib.request.urlopen(url, timeout=1).read()
+                return
+            except OSError as exc:
+                if getattr(exc, "code", None) is not None:  # an HTTP error reply: the server is up
+                    return
+                if self.procs[name].poll() is not None:
+                    raise RuntimeError(f"{name} exited: {self.log_path(name).read_text()[-2000:]}")
+                time.sleep(0.2)
+        raise RuntimeError(f"{name} did not come up in {timeout:.0f} s")
+
+    def start_infrastructure(self) -> None:
+        self.write_files()
+        self._spawn("storage", ["subnet.cli", "storage", "--neurons", str(self.neurons_file)])
+        self._spawn("chain", ["subnet.cli", "chain", "--neurons", str(self.neurons_file), "--db",
+                              str(self.root / "chain.db"), "--port", str(self.chain_port), "--block-time",
+                              str(self.block_time)])
+        self._wait_http(self.chain_url + "/head", "chain")
+        self._wait_http(f"http://127.0.0.1:{self.storage_port}/", "storage")
+        deadline = time.monotonic() + 60
+        while not all((self.root / "storage" / "neurons" / f"{n.name}.json").is_file() for n in self.neurons):
+            if time.monotonic() > deadline:
+                raise RuntimeError("storage wrote no neuron settings in 60 s")
+            time.sleep(0.2)
+
+    def start_neuron(self, name: str, extra: list[str] | None = None) -> subprocess.Popen:
+        spec = next(n for n in self.neurons if n.name == name)
+        argv = [f"{spec.role}.cli", "run", "--neurons", str(self.neurons_file), "--name", name,
+                "--chain", self.chain_url, "--preset", self.preset, "--state-dir", str(self.state_dir(name)),
+                "--threads", str(self.threads), *(["--data", str(self.data)] if self.data else []), *(extra or [])]
+        return self._spawn(name, argv)
+
+    def stop(self, name: str, sig: int = signal.SIGTERM, timeout: float = 30.0) -> None:
+        proc = self.procs.get(name)
+        if proc is None or proc.poll() is not None:
+            return
+        os.killpg(proc.pid, sig)
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=10)
+
+    def stop_all(self) -> None:
+        for name in [n for n in self.procs if n not in ("chain", "storage")]:
+            self.stop(name)
+        self.stop("chain")
+        self.stop("storage", timeout=5.0)

@@ -1,0 +1,107 @@
+"""Start-up shared by miners and validators: join the subnet, publish the bucket, find the model.
+
+Each step is idempotent, so a restarted process repeats it harmlessly: registration only if the
+hotkey is not on the metagraph, a commitment only if the chain does not already hold this one.
+"""
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from subnet.chain.client import ChainClient
+from subnet.compression.spec import CodecSpec
+from subnet.node.follow import Follower, ModelState, genesis_state, newest_checkpoint_state
+from subnet.node.network import NetworkView
+from subnet.node.settings import NodeSettings
+from subnet.node.snapshot import SnapshotError, load_snapshot, prefixed, save_snapshot, unprefixed
+
+
+async def join_subnet(settings: NodeSettings, chain: ChainClient, view: NetworkView, log: Callable[[str], None]) -> int:
+    """Register the hotkey if needed, commit the bucket's read access; returns this node's uid."""
+    hotkey, coldkey = settings.wallet.hotkey, settings.wallet.coldkey
+    await view.refresh()
+    if view.uid_of(hotkey.address) is None:
+        await chain.burned_register(coldkey, settings.netuid, hotkey.address)
+        log(f"registered hotkey {hotkey.address} on subnet {settings.netuid}")
+        await view.refresh()
+    uid = view.uid_of(hotkey.address)
+    if uid is None:
+        raise RuntimeError("registration was accepted but the hotkey is not on the metagraph")
+    commitment = settings.storage.commitment()
+    if (await chain.get_commitment(settings.netuid, hotkey.address)) != commitment:
+        await chain.commit(hotkey, settings.netuid, commitment)
+        log(f"committed bucket {settings.storage.bucket}")
+        await view.refresh()
+    return uid
+
+
+def snapshot_path(settings: NodeSettings) -> Path:
+    return settings.state_dir / f"{settings.role}.safetensors"
+
+
+@dataclass
+class Snapshot:
+    state: ModelState
+    extra: dict = field(default_factory=dict)           # role-specific JSON
+    tensors: dict = field(default_factory=dict)         # role-specific tensors (EF buffer, optimizer)
+
+
+def read_snapshot(settings: NodeSettings, log: Callable[[str], None]) -> Snapshot | None:
+    try:
+        loaded = load_snapshot(snapshot_path(settings))
+    except SnapshotError as exc:
+        log(f"ignoring unreadable state: {exc}")
+        return None
+    if loaded is None:
+        return None
+    tensors, meta = loaded
+    try:
+        theta = unprefixed(tensors, "theta.")
+        state = ModelState(theta=theta, version=int(meta["model"]["version"]), window=int(meta["model"]["window"]),
+                           prev_sha=str(meta["model"]["prev_sha"]))
+        if state.hash != meta["model"]["hash"]:
+            raise ValueError("model does not hash to the recorded hash")
+    except (KeyError, TypeError, ValueError) as exc:
+        log(f"ignoring inconsistent state {snapshot_path(settings)}: {exc}")
+        return None
+    rest = {k: v for k, v in tensors.items() if not k.startswith("theta.")}
+    return Snapshot(state=state, extra=meta.get("extra", {}), tensors=rest)
+
+
+def write_snapshot(settings: NodeSettings, snapshot: Snapshot) -> None:
+    settings.state_dir.mkdir(parents=True, exist_ok=True)
+    tensors = {**prefixed(snapshot.state.theta, "theta."), **snapshot.tensors}
+    save_snapshot(snapshot_path(settings), tensors, {"model": snapshot.state.meta(), "extra": snapshot.extra})
+
+
+async def start_follower(settings: NodeSettings, view: NetworkView, snapshot: Snapshot | None,
+                         log: Callable[[str], None]) -> Follower:
+    """Own snapshot, else the newest verifiable checkpoint, else genesis; then catch up."""
+    preset = settings.preset
+    spec = CodecSpec.from_preset(preset)
+    state = snapshot.state if snapshot else None
+    if state is None:
+        state = await newest_checkpoint_state(view, settings.state_dir / "checkpoints", log)
+    if state is None:
+        state = genesis_state(preset)
+        log(f"starting from the genesis model {state.hash[:12]}")
+    follower = Follower(preset, spec, view, state, log)
+    started = time.monotonic()
+    decisions = await follower.catch_up()
+    applied = sum(d.aggregate is not None for d in decisions)
+    if decisions:
+        log(f"caught up {applied} aggregates to window {follower.state.window} (version {follower.state.version}) "
+            f"in {time.monotonic() - started:.1f}s")
+    return follower
+
+
+async def wait_for_block(chain: ChainClient, block: int, poll: float = 0.1) -> int:
+    """Wait until the chain's head is at least `block`; returns the head."""
+    while True:
+        head = await chain.get_current_block()
+        if head >= block:
+            return head
+        await asyncio.sleep(poll)

@@ -1,0 +1,92 @@
+"""Command-line shell shared by `miner run` and `validator run`: the same flags, the same errors."""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import sys
+import time
+from pathlib import Path
+
+from subnet.cli import DEFAULT_PRESET, OneLineUsageParser, positive_int, run_command
+from subnet.node.settings import DEFAULT_CHAIN_URL, NodeSettings, SettingsError, from_flags, from_neurons_file
+
+
+def build_parser(role: str, description: str) -> argparse.ArgumentParser:
+    parser = OneLineUsageParser(prog=role, description=description)
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=OneLineUsageParser)
+    run = commands.add_parser("run", help=f"run the {role} process",
+                              description=f"Run the {role}. Either --neurons FILE --name NAME (the local network), "
+                                          "or --wallet, --netuid, --chain and --storage (a real deployment).")
+    local = run.add_argument_group("from neurons.yaml")
+    local.add_argument("--neurons", type=Path, metavar="FILE", help="the local network file (neurons.yaml)")
+    local.add_argument("--name", help="this neuron's name in FILE")
+    explicit = run.add_argument_group("explicit")
+    explicit.add_argument("--wallet", help="wallet name (coldkey pays registration, hotkey signs)")
+    explicit.add_argument("--netuid", type=int, help="subnet to join")
+    explicit.add_argument("--storage", type=Path, metavar="FILE",
+                          help="bucket settings JSON: endpoint, bucket, write key, read key")
+    explicit.add_argument("--stake", type=float, metavar="TAO", help="validator: TAO to stake on its hotkey at start")
+    run.add_argument("--chain", metavar="URL", help=f"chain endpoint (default {DEFAULT_CHAIN_URL})")
+    run.add_argument("--wallet-dir", type=Path, metavar="DIR", help="wallets directory (default ~/.tessera/wallets)")
+    run.add_argument("--preset", default=DEFAULT_PRESET, help=f"hparams preset (default {DEFAULT_PRESET})")
+    run.add_argument("--data", type=Path, metavar="DIR", help="prepared dataset (default: the bundled corpus)")
+    run.add_argument("--state-dir", type=Path, metavar="DIR", help="local state (default data/state/NAME)")
+    run.add_argument("--device", default="cpu", help="cpu or cuda (bf16 autocast for the inner steps)")
+    run.add_argument("--threads", type=positive_int, default=1, help="torch threads (default 1)")
+    run.add_argument("--windows", type=positive_int, help="stop after this many windows (default: run until stopped)")
+    return parser
+
+
+def settings_from_args(args: argparse.Namespace, role: str) -> NodeSettings:
+    if args.device.startswith("cuda"):
+        import torch
+        if not torch.cuda.is_available():
+            raise SettingsError(f"--device {args.device}: CUDA is not available on this machine")
+    if args.neurons is not None:
+        if not args.name:
+            raise SettingsError("--neurons needs --name (which neuron of the file this process is)")
+        return from_neurons_file(args.neurons, args.name, role, wallet_dir=args.wallet_dir, chain_url=args.chain,
+                                 preset=args.preset, data=args.data,
+                                 state_dir=args.state_dir,
+                                 device=args.device, threads=args.threads)
+    missing = [flag for flag, value in (("--wallet", args.wallet), ("--netuid", args.netuid),
+                                        ("--storage", args.storage)) if value is None]
+    if missing:
+        raise SettingsError(f"give --neurons FILE --name NAME, or {' '.join(missing)}")
+    from amm.units import to_rao
+    stake = to_rao(args.stake) if getattr(args, "stake", None) else None
+    return from_flags(role, wallet=args.wallet, netuid=args.netuid, chain_url=args.chain or DEFAULT_CHAIN_URL,
+                      storage_file=args.storage, wallet_dir=args.wallet_dir, preset=args.preset, data=args.data,
+                      state_dir=args.state_dir, stake=stake, device=args.device, threads=args.threads)
+
+
+def log_line(name: str):
+    def log(message: str) -> None:
+        print(f"{time.strftime('%H:%M:%S')} {name}: {message}", flush=True)
+    return log
+
+
+def run_process(process_factory, args: argparse.Namespace, role: str) -> int:
+    """Build the process, run it until --windows or SIGTERM/SIGINT (it stops between windows)."""
+    settings = settings_from_args(args, role)
+    process = process_factory(settings, log_line(settings.name))
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        task = asyncio.current_task()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, task.cancel)
+        try:
+            await process.run(max_windows=args.windows, stop=stop)
+        except asyncio.CancelledError:
+            print(f"{role}: stopped", file=sys.stderr)
+
+    asyncio.run(main())
+    return 0
+
+
+def main_for(role: str, description: str, process_factory, argv: list[str] | None = None) -> int:
+    args = build_parser(role, description).parse_args(argv)
+    return run_command(role, lambda a: run_process(process_factory, a, role), args)

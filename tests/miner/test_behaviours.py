@@ -1,0 +1,149 @@
+"""Adversarial miners: what each upload looks like to a validator's wire checks."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from miner.behaviours import (
+    BEHAVIOURS,
+    StaleModel,
+    check_behaviour,
+    copy_upload,
+    garbage_bytes,
+    noise_upload,
+)
+from subnet.compression.codec import CodecError, encode_tensors
+from subnet.compression.spec import CodecSpec
+from subnet.keys import Keypair
+from subnet.model import param_shapes
+from subnet.wire.gradient import GradientExpectation, decode_gradient, encode_gradient
+from subnet.wire.signing import WireError
+
+BASE = "ab" * 32
+WINDOW = 12
+VICTIM = Keypair.from_seed(bytes(range(32)))
+COPIER = Keypair.from_seed(bytes(range(1, 33)))
+
+
+@pytest.fixture(scope="module")
+def spec(tiny_preset) -> CodecSpec:
+    return CodecSpec(param_shapes(tiny_preset.model), tiny_preset.compression)
+
+
+def expect(keypair: Keypair, uid: int, norm_bound: float = math.inf) -> GradientExpectation:
+    return GradientExpectation(window=WINDOW, uid=uid, hotkey=keypair.address, base_model_hash=BASE,
+                               norm_bound=norm_bound)
+
+
+def honest_upload(spec: CodecSpec) -> bytes:
+    generator = torch.Generator().manual_seed(11)
+    tensors = {name: torch.randn(shape, generator=generator) * 1e-3 for name, shape in spec.shapes.items()}
+    packet, _ = encode_tensors(tensors, spec.codec)
+    return encode_gradient(packet, VICTIM, WINDOW, 3, BASE)
+
+
+def test_garbage_is_refused_by_the_wire_checks(spec):
+    data = garbage_bytes(np.random.default_rng(0), 4096)
+    assert len(data) == 4096 and data != garbage_bytes(np.random.default_rng(1), 4096)
+    with pytest.raises(WireError) as refused:
+        decode_gradient(data, spec, expect(VICTIM, 3))
+    assert refused.value.reason
+
+
+def test_noise_is_a_valid_gradient_whose_norm_follows_the_scale(spec):
+    small = noise_upload(spec, VICTIM, WINDOW, 3, BASE, 0.01, np.random.default_rng(4))
+    large = noise_upload(spec, VICTIM, WINDOW, 3, BASE, 0.02, np.random.default_rng(4))
+    g_small = decode_gradient(small, spec, expect(VICTIM, 3))
+    g_large = decode_gradient(large, spec, expect(VICTIM, 3))
+    assert (g_small.window, g_small.uid, g_small.hotkey, g_small.base_model_hash) == (WINDOW, 3, VICTIM.address, BASE)
+    assert g_large.norm == pytest.approx(2 * g_small.norm, rel=1e-9)
+    dense = g_small.dense()
+    assert set(dense) == set(spec.shapes)
+    kept = torch.cat([t[t != 0] for t in dense.values()])
+    # Top-k of N(0, 0.01^2): kept magnitudes are a few hundredths, not zero and not huge.
+    assert 0.01 < kept.abs().mean().item() < 0.1
+
+
+def test_copy_passes_under_the_copier_with_the_victims_indices(spec):
+    victim_object = honest_upload(spec)
+    copied = copy_upload(victim_object, spec, COPIER, WINDOW, 5, BASE)
+    original = decode_gradient(victim_object, spec, expect(VICTIM, 3))
+    copy = decode_gradient(copied, spec, expect(COPIER, 5))
+    assert (copy.hotkey, copy.uid) == (COPIER.address, 5)
+    assert copy.sha256 != original.sha256
+    for name in spec.shapes:
+        assert np.array_equal(copy.indices[name], original.indices[name])
+    assert all(torch.equal(a, b) for a, b in zip(copy.dense().values(), original.dense().values()))
+    with pytest.raises(WireError) as refused:
+        decode_gradient(copied, spec, expect(VICTIM, 3))
+    assert refused.value.reason == "wrong_hotkey"
+
+
+def test_copy_of_a_malformed_object_raises_codec_error(spec):
+    with pytest.raises(CodecError):
+        copy_upload(b"not a gradient", spec, COPIER, WINDOW, 5, BASE)
+
+
+def _theta(value: float) -> dict[str, torch.Tensor]:
+    return {"w": torch.full((2, 2), value)}
+
+
+def test_stale_model_returns_the_model_of_lag_windows_ago():
+    stale = StaleModel(lag=2)
+    with pytest.raises(KeyError):
+        stale.theta_for(0)
+    stale.push(0, _theta(0.0))
+    assert stale.theta_for(0)["w"][0, 0] == 0.0        # history shorter than lag: the oldest held
+    pushed = _theta(1.0)
+    stale.push(1, pushed)
+    pushed["w"].fill_(99.0)                             # the held copy is the caller's no longer
+    for window in range(2, 8):
+        stale.push(window, _theta(float(window)))
+        assert stale.theta_for(window)["w"][0, 0] == window - 2
+    assert stale.windows == [5, 6, 7]                   # a small ring, not the whole history
+    with pytest.raises(ValueError):
+        stale.push(7, _theta(7.0))
+
+
+def test_stale_model_with_skipped_windows_uses_the_newest_old_enough():
+    stale = StaleModel(lag=3)
+    for window in (0, 1, 5, 6):
+        stale.push(window, _theta(float(window)))
+    assert stale.theta_for(6)["w"][0, 0] == 1.0
+    assert stale.theta_for(8)["w"][0, 0] == 5.0
+    with pytest.raises(ValueError):
+        StaleModel(lag=0)
+
+
+@pytest.mark.parametrize("kind, params", [
+    ("garbage", {}), ("garbage", {"size": 10}), ("noise", {}), ("noise", {"scale": 0.5}), ("noise", {"scale": 2}),
+    ("copycat", {"victim": "miner-1"}), ("stale", {"lag": 1}),
+])
+def test_check_behaviour_accepts(kind, params):
+    assert kind in BEHAVIOURS
+    check_behaviour(kind, params)
+
+
+@pytest.mark.parametrize("kind, params, message", [
+    ("lazy", {}, "not one of"),
+    ("copycat", {}, "missing parameter 'victim'"),
+    ("copycat", {"victim": 3}, "victim must be"),
+    ("copycat", {"victim": ""}, "victim must be"),
+    ("stale", {}, "missing parameter 'lag'"),
+    ("stale", {"lag": 0}, "lag must be"),
+    ("stale", {"lag": 1.5}, "lag must be"),
+    ("stale", {"lag": True}, "lag must be"),
+    ("noise", {"scale": 0}, "scale must be"),
+    ("noise", {"scale": -1.0}, "scale must be"),
+    ("noise", {"scale": float("inf")}, "scale must be"),
+    ("noise", {"scale": "big"}, "scale must be"),
+    ("garbage", {"size": 0}, "size must be"),
+    ("garbage", {"size": 2.0}, "size must be"),
+    ("garbage", {"victim": "x"}, "unknown parameter 'victim'"),
+])
+def test_check_behaviour_refuses(kind, params, message):
+    with pytest.raises(ValueError, match=message):
+        check_behaviour(kind, params)

@@ -1,0 +1,89 @@
+"""Copy detection: a later upload that keeps (nearly) the same top-k positions as an earlier one.
+
+Buckets are world-readable, so a lazy miner can fetch a peer's gradient and re-sign it. Honest miners
+train on different samples, so their kept positions overlap little (two independent top-k picks
+share about k/chunk of them); a copy shares nearly all. Only the later uploader (by the storage's
+time, ties by uid) is marked: the earlier one could not have copied what did not exist yet.
+"""
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+
+from subnet.wire.gradient import Gradient
+
+
+def _position_keys(gradient: Gradient, name: str) -> np.ndarray:
+    """Kept (chunk, index) pairs of one tensor as sorted int64 keys chunk * chunk_size + index
+    (sorted because chunks are in order and indices are sorted within a chunk)."""
+    indices = gradient.indices[name]
+    chunk_size = gradient.packet.tensors[name].layout.chunk_size
+    chunks = np.arange(indices.shape[0], dtype=np.int64)[:, None] * chunk_size
+    return (chunks + indices.astype(np.int64)).reshape(-1)
+
+
+def _check_comparable(a: Gradient, b: Gradient) -> None:
+    if a.indices.keys() != b.indices.keys():
+        raise ValueError("gradients hold different tensors")
+    for name in a.indices:
+        if a.indices[name].shape != b.indices[name].shape:
+            raise ValueError(f"{name}: index shapes {a.indices[name].shape} and {b.indices[name].shape} differ")
+
+
+def index_overlap(a: Gradient, b: Gradient) -> float:
+    """Fraction of kept (chunk, index) positions the two gradients share, over all tensors."""
+    _check_comparable(a, b)
+    shared = total = 0
+    for name in a.indices:
+        keys_a, keys_b = _position_keys(a, name), _position_keys(b, name)
+        at = np.minimum(np.searchsorted(keys_b, keys_a), keys_b.size - 1)
+        shared += int(np.count_nonzero(keys_b[at] == keys_a))
+        total += keys_a.size
+    return shared / total if total else 0.0
+
+
+def values_fingerprint(gradient: Gradient) -> str:
+    """sha256 of the decoded update without scattering it: for each tensor, the positions whose
+    decoded value is non-zero and those values. Equal fingerprints <=> equal dense tensors (for
+    gradients of the same model), so re-signing or re-packing an upload does not hide a copy."""
+    digest = hashlib.sha256()
+    for name in sorted(gradient.indices):
+        table = gradient.packet.tensors[name].table.astype(np.float32)
+        values = table[gradient.codes[name].astype(np.int64)]
+        nonzero = values != 0  # a kept zero decodes like an unkept position (also folds -0.0)
+        digest.update(name.encode("utf-8") + b"\0")
+        digest.update(_position_keys(gradient, name)[nonzero].tobytes())
+        digest.update(values[nonzero].tobytes())
+    return digest.hexdigest()
+
+
+def overlap_matrix(gradients: list[Gradient]) -> np.ndarray:
+    """Symmetric (n, n) index overlaps, 1 on the diagonal: for measuring how much honest miners share."""
+    n = len(gradients)
+    out = np.eye(n, dtype=np.float64)
+    for i in range(n):
+        for j in range(i + 1, n):
+            out[i, j] = out[j, i] = index_overlap(gradients[i], gradients[j])
+    return out
+
+
+def find_copies(uploads: list[tuple[int, float, Gradient]], threshold: float) -> dict[int, tuple[int, float]]:
+    """{copier_uid: (original_uid, overlap)} for each upload whose index overlap with an earlier one
+    is >= threshold or whose decoded values equal an earlier one's. The original named is the
+    earlier upload it overlaps most (ties: the earliest)."""
+    ordered = sorted(uploads, key=lambda upload: (upload[1], upload[0]))
+    fingerprints = [values_fingerprint(gradient) for _, _, gradient in ordered]
+    copies: dict[int, tuple[int, float]] = {}
+    for later in range(1, len(ordered)):
+        uid, _, gradient = ordered[later]
+        best: tuple[int, float] | None = None
+        for earlier in range(later):
+            original, _, other = ordered[earlier]
+            overlap = index_overlap(gradient, other)
+            is_copy = overlap >= threshold or fingerprints[later] == fingerprints[earlier]
+            if is_copy and (best is None or overlap > best[1]):
+                best = (original, overlap)
+        if best is not None:
+            copies[uid] = best
+    return copies

@@ -1,0 +1,358 @@
+"""The validator process, window by window (DESIGN.md section 8).
+
+    after the upload slot of w closes:
+      fetch every miner's gradient-w-uid -> check (verdict per miner) -> select top-G ->
+      aggregate (outer step) -> publish aggregate-w + manifest -> follow the rule (the lead's
+      aggregate, or the next validator's) -> evaluate a secret pick of miners until window w+1's
+      slot closes -> rate (OpenSkill) -> publish scores-w -> weights every weights_interval ->
+      checkpoint every checkpoint_interval (in the background)
+
+Aggregation comes first so miners wait seconds; evaluation overlaps their next window. Every step
+is a function of the library (wire checks, selection, window.aggregate_result, gauntlet, ratings);
+this file only sequences them and does the I/O.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import secrets
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import torch
+
+from subnet.chain.client import ChainCallError, ChainClient
+from subnet.compression.spec import CodecSpec
+from subnet.data import TokenDataset
+from subnet.errors import InputRejected
+from subnet.model import build_model
+from subnet.node.boot import Snapshot, join_subnet, read_snapshot, start_follower, wait_for_block, write_snapshot
+from subnet.node.follow import Decision, norm_bound
+from subnet.node.network import NetworkView
+from subnet.node.settings import NodeSettings
+from subnet.protocol import clock
+from subnet.protocol.window import aggregate_result
+from subnet.sampler import assigned_samples, eval_subset
+from subnet.storage.client import StorageClient, StorageError
+from subnet.train import eval_loss
+from subnet.wire import names
+from subnet.wire.aggregate import aggregate_manifest, encode_aggregate
+from subnet.wire.gradient import Gradient, GradientExpectation, decode_gradient
+from subnet.wire.signing import WIRE_VERSION, sign_json
+from subnet.model import model_hash
+from validator.copies import find_copies
+from validator.evaluate import Evaluator
+from validator.gauntlet import Evaluation
+from validator.ratings import Ratings
+from validator.selection import evaluation_picks, rank_ramp_weights, select_peers, to_u16_weights
+from validator.state import load_validator_state, save_validator_state
+
+HELD_OUT_SAMPLES = 64
+
+
+@dataclass
+class Upload:
+    uid: int
+    stored_at: float
+    data: bytes
+    gradient: Gradient
+
+
+@dataclass
+class ValidatorWindow:
+    window: int
+    verdicts: dict[int, str] = field(default_factory=dict)
+    peers: list[int] = field(default_factory=list)
+    own_result_hash: str = ""
+    aggregate_from: int | None = None
+    result_hash: str = ""
+    aggregate_delay_s: float | None = None    # after the upload slot closed, until our aggregate was stored
+    selection_differs: int = 0                # miners in one selection and not the other (ours vs the chosen)
+    evaluated: list[int] = field(default_factory=list)
+    forward_passes: int = 0
+    held_out_loss: float | None = None
+    weights_set: bool = False
+    fetch_s: float = 0.0
+    aggregate_s: float = 0.0
+    evaluate_s: float = 0.0
+    wait_s: float = 0.0
+
+
+class Validator:
+    def __init__(self, settings: NodeSettings, log: Callable[[str], None] = print):
+        self.settings, self.log = settings, log
+        self.preset = settings.preset
+        self.protocol = self.preset.protocol
+        self.spec = CodecSpec.from_preset(self.preset)
+        self.chain = ChainClient(settings.chain_url)
+        self.view = NetworkView(self.chain, settings.netuid)
+        self.writer = StorageClient(settings.storage.write)
+        self.bucket = settings.storage.bucket
+        self.scratch = build_model(self.preset.model, self.preset.seed)
+        self.train = TokenDataset(settings.data_dir, "train", self.preset.model.seq_len)
+        val = TokenDataset(settings.data_dir, "val", self.preset.model.seq_len)
+        ids = list(range(min(HELD_OUT_SAMPLES, val.num_samples)))
+        self.held_out = [val.batch(ids[i:i + 32]) for i in range(0, len(ids), 32)]
+        self.tokenizer_json = (settings.data_dir / "tokenizer.json").read_bytes()
+        self.ratings_path = settings.state_dir / "ratings.json"
+        self.ratings, self.extra = load_validator_state(self.ratings_path, self.protocol)
+        self.metrics_path = settings.state_dir / "metrics.jsonl"
+        self._checkpoint_thread: threading.Thread | None = None
+
+    # --- start-up -------------------------------------------------------------------------------
+    async def _stake_and_announce(self) -> None:
+        """Stake as neurons.yaml says, and set first weights (to the owner) so this validator is in
+        the lead order from its first window."""
+        hotkey, coldkey = self.settings.wallet.hotkey, self.settings.wallet.coldkey
+        if self.settings.stake:
+            have = await self.chain.get_stake(self.settings.netuid, hotkey.address, coldkey.address)
+            if have == 0:
+                await self.chain.add_stake(coldkey, self.settings.netuid, hotkey.address, self.settings.stake)
+                self.log(f"staked {self.settings.stake / 1e9:g} TAO on {hotkey.address}")
+        await self.view.refresh()
+        if self.uid not in self.view.weight_setters:
+            await self._set_weights({self.view.owner_uid: 1.0})
+
+    async def _set_weights(self, weights: dict[int, float]) -> bool:
+        uids, values = to_u16_weights(weights)
+        try:
+            await self.chain.set_weights(self.settings.wallet.hotkey, self.settings.netuid, uids, values)
+        except ChainCallError as exc:
+            self.log(f"set_weights refused: {exc}")
+            return False
+        return True
+
+    # --- one window -----------------------------------------------------------------------------
+    async def _fetch_one(self, uid: int, window: int, base: str, bound: float, slot: tuple[float, float]):
+        """(verdict, upload or None) for one miner's gradient of `window`."""
+        reader, hotkey = self.view.reader(uid), self.view.hotkey_of(uid)
+        if reader is None or hotkey is None:
+            return "missing", None
+        client, bucket = reader
+        key = names.gradient_key(window, uid)
+        try:
+            info = await asyncio.to_thread(client.head, bucket, key)
+            if info.size > self.spec.max_gradient_bytes:
+                return "too_large", None
+            data = bytes(await asyncio.to_thread(client.get, bucket, key, self.spec.max_gradient_bytes))
+        except StorageError as exc:
+            return ("missing" if exc.reason == "not_found" else exc.reason), None
+        stored = info.last_modified.timestamp()
+        # S3 stores LastModified to the second (rounded down): allow that second on the early side.
+        if stored < slot[0] - 1.0:
+            return "early", None
+        if stored > slot[1]:
+            return "late", None
+        try:
+            gradient = decode_gradient(data, self.spec, GradientExpectation(
+                window=window, uid=uid, hotkey=hotkey, base_model_hash=base, norm_bound=bound))
+        except InputRejected as exc:
+            return exc.reason, None
+        return "ok", Upload(uid, stored, data, gradient)
+
+    async def fetch_uploads(self, window: int, stats: ValidatorWindow) -> dict[int, Upload]:
+        started = time.monotonic()
+        state = self.follower.state
+        first, last = clock.upload_slot(window, self.protocol)
+        slot = (await self.view.block_timestamp(first), await self.view.block_timestamp(last + 1))
+        bound = norm_bound(state.theta, self.protocol.norm_bound_ratio)
+        uids = [u for u in self.view.miner_uids() if u != self.uid]
+        results = await asyncio.gather(*(self._fetch_one(u, window, state.hash, bound, slot) for u in uids))
+        uploads = {}
+        for uid, (verdict, upload) in zip(uids, results):
+            stats.verdicts[uid] = verdict
+            if upload is not None:
+                uploads[uid] = upload
+        if window >= self.protocol.copy_grace_windows:
+            copies = find_copies([(u.uid, u.stored_at, u.gradient) for u in uploads.values()],
+                                 self.protocol.copy_overlap_threshold)
+            for uid, (original, overlap) in copies.items():
+                stats.verdicts[uid] = "copied"
+                uploads.pop(uid, None)
+                self.log(f"window {window}: uid {uid} copied uid {original} (overlap {overlap:.2f})")
+        stats.fetch_s = time.monotonic() - started
+        return uploads
+
+    async def publish_aggregate(self, window: int, uploads: dict[int, Upload], stats: ValidatorWindow) -> None:
+        started = time.monotonic()
+        state = self.follower.state
+        peers = select_peers(sorted(uploads), self.ratings, self.protocol)
+        stats.peers = peers
+        if not peers:
+            stats.aggregate_s = time.monotonic() - started
+            return
+        gradients = [uploads[u].gradient for u in peers]
+        theta = await asyncio.to_thread(aggregate_result, state.theta, gradients, self.preset.outer.lr)
+        stats.own_result_hash = model_hash(theta)
+        obj = encode_aggregate(window, [uploads[u].data for u in peers], self.settings.wallet.hotkey,
+                               base_model_hash=state.hash, result_model_hash=stats.own_result_hash,
+                               prev_aggregate_sha256=state.prev_sha)
+        manifest = aggregate_manifest(obj, self.settings.wallet.hotkey)
+        await asyncio.to_thread(self.writer.put, self.bucket, names.aggregate_key(window), obj)
+        await asyncio.to_thread(self.writer.put, self.bucket, names.aggregate_manifest_key(window), manifest)
+        stats.aggregate_s = time.monotonic() - started
+
+    def _own_batch(self, window: int, uid: int, rng: np.random.Generator) -> torch.Tensor:
+        assigned = assigned_samples(self.preset.seed, window, uid, self.preset.samples_per_window,
+                                    self.train.num_samples)
+        picked = eval_subset(assigned, self.protocol.own_eval_samples, int(rng.integers(1 << 62)))
+        return self.train.batch([int(i) for i in picked])
+
+    async def evaluate(self, window: int, theta_w, uploads: dict[int, Upload], stats: ValidatorWindow,
+                       stop_block: int) -> list[Evaluation]:
+        """Evaluate a secret, staleness-weighted pick of miners until `stop_block`."""
+        started = time.monotonic()
+        if not uploads:
+            return []
+        rng = np.random.default_rng(secrets.randbits(64))  # the validator's own randomness: unpredictable
+        picks = evaluation_picks(sorted(uploads), self.ratings, window,
+                                 min(self.protocol.evaluations_per_window, len(uploads)), rng)
+        norms = sorted(u.gradient.norm for u in uploads.values())
+        median = norms[(len(norms) - 1) // 2]
+        evaluator = Evaluator(self.scratch, theta_w, self.preset.outer.lr * self.protocol.eval_lr_scale, median)
+        random_ids = rng.choice(self.train.num_samples, size=self.protocol.random_eval_samples, replace=False)
+        random_batch = self.train.batch([int(i) for i in random_ids])
+        random_before = await asyncio.to_thread(evaluator.before, random_batch)
+        out = []
+        for uid in picks:
+            if await self.chain.get_current_block() >= stop_block:
+                break  # the rest carry over: the next window's picks favour them
+            own = self._own_batch(window, uid, rng)
+            losses = await asyncio.to_thread(evaluator.evaluate, uploads[uid].gradient, own, random_batch,
+                                             random_before)
+            out.append(Evaluation(uid, self.view.hotkey_of(uid) or "", *losses))
+        stats.evaluated = [e.uid for e in out]
+        stats.forward_passes = evaluator.forward_passes
+        stats.evaluate_s = time.monotonic() - started
+        return out
+
+    def _scores_document(self, window: int, stats: ValidatorWindow, weights: dict[int, float]) -> dict:
+        finals = self.ratings.final_scores()
+        evaluated = set(stats.evaluated)
+        miners = {}
+        for uid, verdict in stats.verdicts.items():
+            record = self.ratings.records.get(uid)
+            miners[str(uid)] = {
+                "hotkey": self.view.hotkey_of(uid), "verdict": verdict,
+                "score": record.last_score if record is not None and uid in evaluated else None,
+                "rating": self.ratings.ordinal(uid) if record is not None else None,
+                "final_score": finals.get(uid, 0.0), "weight": weights.get(uid, 0.0)}
+        return {"wire_format": WIRE_VERSION, "kind": "scores", "window": window, "validator_uid": self.uid,
+                "aggregate": {"from_uid": stats.aggregate_from, "result_model_hash": stats.result_hash,
+                              "own_peers": stats.peers},
+                "miners": miners}
+
+    def _checkpoint_in_background(self, window: int) -> None:
+        if self._checkpoint_thread is not None and self._checkpoint_thread.is_alive():
+            self.log(f"window {window}: previous checkpoint still uploading, skipping this one")
+            return
+        from subnet.model import set_params
+        from subnet.storage.checkpoint import publish_checkpoint
+
+        state = self.follower.state
+        model = build_model(self.preset.model, self.preset.seed)
+        set_params(model, state.theta)
+        args = (self.writer, self.bucket, window, model, self.tokenizer_json, self.settings.wallet.hotkey)
+        kwargs = {"aggregate_sha256": state.prev_sha, "version": state.version}
+
+        def upload():
+            try:
+                publish_checkpoint(*args, **kwargs)
+            except (InputRejected, OSError) as exc:
+                self.log(f"checkpoint {window} failed: {exc}")
+
+        self._checkpoint_thread = threading.Thread(target=upload, name=f"checkpoint-{window}", daemon=True)
+        self._checkpoint_thread.start()
+
+    async def window(self, window: int) -> ValidatorWindow:
+        p = self.protocol
+        stats = ValidatorWindow(window)
+        await wait_for_block(self.chain, clock.upload_deadline(window, p) + 1)
+        slot_closed = time.monotonic()
+        await self.view.refresh()
+        if self.uid not in self.view.weight_setters:  # permits come at the first epoch after staking
+            await self._set_weights({self.view.owner_uid: 1.0})
+        self.ratings.sync_hotkeys({u: self.view.hotkey_of(u) for u in self.view.miner_uids() if u != self.uid})
+        theta_w = self.follower.state.theta
+        uploads = await self.fetch_uploads(window, stats)
+        await self.publish_aggregate(window, uploads, stats)
+        if stats.peers:
+            stats.aggregate_delay_s = time.monotonic() - slot_closed
+        started = time.monotonic()
+        decision: Decision = await self.follower.advance(window)
+        stats.wait_s = time.monotonic() - started
+        stats.aggregate_from, stats.result_hash = decision.from_uid, self.follower.state.hash
+        if decision.aggregate is not None:
+            chosen = {part.uid for part in decision.aggregate.parts}
+            stats.selection_differs = len(chosen.symmetric_difference(stats.peers))
+        evaluations = await self.evaluate(window, theta_w, uploads, stats, clock.upload_deadline(window + 1, p))
+        self.ratings.record_window(window, stats.verdicts, evaluations)
+        weights = rank_ramp_weights(self.ratings.final_scores(), p.peers_per_window, p.weight_ramp,
+                                    self.view.owner_uid)
+        if clock.is_weights_window(window, p):
+            stats.weights_set = await self._set_weights(weights)
+        document = self._scores_document(window, stats, weights)
+        await asyncio.to_thread(self.writer.put, self.bucket, names.scores_key(window),
+                                sign_json(document, self.settings.wallet.hotkey))
+        if clock.is_checkpoint_window(window, p):
+            self._checkpoint_in_background(window)
+        stats.held_out_loss = await asyncio.to_thread(self._held_out_loss)
+        self._save()
+        return stats
+
+    def _held_out_loss(self) -> float:
+        from subnet.model import set_params
+        set_params(self.scratch, self.follower.state.theta)
+        return eval_loss(self.scratch, self.held_out)
+
+    def _save(self) -> None:
+        write_snapshot(self.settings, Snapshot(state=self.follower.state))
+        save_validator_state(self.ratings_path, self.ratings, self.extra)
+
+    def table(self, stats: ValidatorWindow) -> str:
+        finals = self.ratings.final_scores()
+        rows = [f"window {stats.window}: aggregate from uid {stats.aggregate_from} "
+                f"{stats.result_hash[:12]} peers {stats.peers} held-out {stats.held_out_loss:.4f} "
+                f"(fetch {stats.fetch_s:.2f}s aggregate {stats.aggregate_s:.2f}s evaluate {stats.evaluate_s:.2f}s)"]
+        for uid in sorted(stats.verdicts):
+            record = self.ratings.records.get(uid)
+            score = f"{record.last_score:+.4f}" if record and record.last_score is not None and uid in stats.evaluated else "-"
+            rating = f"{self.ratings.ordinal(uid):.2f}" if record else "-"
+            rows.append(f"  uid {uid:3d} {stats.verdicts[uid]:<16} score {score:>8} rating {rating:>7} "
+                        f"final {finals.get(uid, 0.0):.4f}")
+        return "\n".join(rows)
+
+    async def run(self, max_windows: int | None = None, stop: asyncio.Event | None = None) -> None:
+        torch.set_num_threads(self.settings.threads)
+        try:
+            self.uid = await join_subnet(self.settings, self.chain, self.view, self.log)
+            await self._stake_and_announce()
+            snapshot = read_snapshot(self.settings, self.log)
+            self.follower = await start_follower(self.settings, self.view, snapshot, self.log)
+            self.log(f"validator uid {self.uid} holds version {self.follower.state.version} "
+                     f"({self.follower.state.hash[:12]}) after window {self.follower.state.window}; "
+                     f"{len(self.ratings.records)} rated miners")
+            done = 0
+            while (max_windows is None or done < max_windows) and not (stop and stop.is_set()):
+                head = await self.chain.get_current_block()
+                window = clock.window_of(head, self.protocol)
+                if self.follower.state.window < window - 1:
+                    await self.follower.catch_up()
+                    if self.follower.state.window < window - 1:
+                        await self.follower.advance(window - 1)
+                        continue
+                if self.follower.state.window >= window:
+                    await wait_for_block(self.chain, clock.first_block(window + 1, self.protocol))
+                    continue
+                stats = await self.window(window)
+                self.log(self.table(stats))
+                with open(self.metrics_path, "a") as handle:
+                    handle.write(json.dumps(asdict(stats), default=str) + "\n")
+                done += 1
+        finally:
+            if self._checkpoint_thread is not None:
+                self._checkpoint_thread.join(timeout=60)
+            await self.chain.close()
