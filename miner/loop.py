@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -27,7 +28,7 @@ from subnet.hashing import sha256_hex
 from subnet.model import build_model
 from subnet.node.boot import Snapshot, join_subnet, read_snapshot, start_follower, wait_for_block, write_snapshot
 from subnet.node.network import NetworkView
-from subnet.node.settings import NodeSettings
+from subnet.node.settings import NodeSettings, SettingsError
 from subnet.node.snapshot import optimizer_tensors, prefixed, restore_optimizer, unprefixed
 from subnet.protocol import clock
 from subnet.protocol.window import compress_update, inner_first_step, inner_phase
@@ -36,7 +37,9 @@ from subnet.storage.client import StorageClient, StorageError
 from subnet.train import make_optimizer
 from subnet.wire import names
 from subnet.wire.gradient import encode_gradient
-from subnet.wire.signing import ANY_SIGNER, WireError, verify_json
+from subnet.wire.signing import ANY_SIGNER, WIRE_VERSION, WireError, sign_json, verify_json
+
+INTENT_SLACK_S = 0.05  # past the next whole second: S3 keeps LastModified to the second
 
 
 @dataclass
@@ -98,6 +101,12 @@ class Miner:
         self.uploaded_window = -1
         self.train = TokenDataset(settings.data_dir, "train", self.preset.model.seq_len)
         self.behaviour = settings.behaviour
+        if self.behaviour is not None:
+            from miner.behaviours import check_behaviour
+            try:
+                check_behaviour(self.behaviour.kind, dict(self.behaviour.params))
+            except ValueError as exc:
+                raise SettingsError(f"neuron {settings.name}: behaviour: {exc}") from None
         self.rng = np.random.default_rng()
         self.stale = None
         if self.behaviour is not None and self.behaviour.kind == "stale":
@@ -117,7 +126,7 @@ class Miner:
             return
         error = unprefixed(snapshot.tensors, "ef.")
         if set(error) == set(self.error):
-            self.error = error
+            self.error = {name: error[name] for name in self.error}  # the model's order, not the file's
         try:
             restore_optimizer(self.optimizer, snapshot.tensors, snapshot.extra["optimizer"])
         except (KeyError, ValueError) as exc:
@@ -193,6 +202,20 @@ class Miner:
             await asyncio.sleep(0.2)
         return None
 
+    async def _put_intent(self, window: int, data: bytes) -> None:
+        """Store the signed sha256 of the upload, then let a full second pass before the upload.
+        S3 keeps LastModified to the second: a copier that re-uploads our gradient within the same
+        second ties with us on the gradient, but its own intent can only come after it saw our
+        gradient, a second after ours. The validator orders identical uploads by their intents."""
+        intent = sign_json({"wire_format": WIRE_VERSION, "kind": "gradient_intent", "window": window,
+                            "uid": self.uid, "gradient_sha256": sha256_hex(data)}, self.settings.wallet.hotkey)
+        key = names.gradient_intent_key(window, self.uid)
+        if await asyncio.to_thread(put_once, self.writer, self.bucket, key, intent):
+            # Into the next whole second (server and miner clocks agree on a local network; on a
+            # remote one the slack covers sub-second skew only).
+            now = time.time()
+            await asyncio.sleep(math.floor(now) + 1 + INTENT_SLACK_S - now)
+
     async def _latest_score(self, window: int) -> float | None:
         """This miner's final score in the lead validator's published scores of `window`."""
         for uid in self.view.lead_order()[:1]:
@@ -219,6 +242,7 @@ class Miner:
                 stats.note = "missed the upload slot"
             else:
                 started = time.monotonic()
+                await self._put_intent(window, data)
                 await asyncio.to_thread(put_once, self.writer, self.bucket, names.gradient_key(window, self.uid), data)
                 stats.upload_s = time.monotonic() - started
                 stats.bytes_up = len(data)

@@ -41,7 +41,7 @@ from subnet.train import eval_loss
 from subnet.wire import names
 from subnet.wire.aggregate import aggregate_manifest, encode_aggregate
 from subnet.wire.gradient import Gradient, GradientExpectation, decode_gradient
-from subnet.wire.signing import WIRE_VERSION, sign_json
+from subnet.wire.signing import WIRE_VERSION, sign_json, verify_json
 from subnet.model import model_hash
 from validator.copies import find_copies
 from validator.evaluate import Evaluator
@@ -59,6 +59,7 @@ class Upload:
     stored_at: float
     data: bytes
     gradient: Gradient
+    claimed_at: float  # when its content was first claimed (intent), for ordering identical uploads
 
 
 @dataclass
@@ -151,7 +152,26 @@ class Validator:
                 window=window, uid=uid, hotkey=hotkey, base_model_hash=base, norm_bound=bound))
         except InputRejected as exc:
             return exc.reason, None
-        return "ok", Upload(uid, stored, data, gradient)
+        priority = await self._intent_time(client, bucket, window, uid, hotkey, gradient.sha256, slot[0], stored)
+        return "ok", Upload(uid, stored, data, gradient, priority)
+
+    async def _intent_time(self, client, bucket: str, window: int, uid: int, hotkey: str, sha: str,
+                           slot_start: float, stored: float) -> float:
+        """When this upload's content was first claimed: its intent's LastModified if the intent is
+        signed by the miner, names this gradient and lies inside the slot; else half a second after
+        the gradient's own time (so a claimed upload of the same second comes first)."""
+        key = names.gradient_intent_key(window, uid)
+        try:
+            info = await asyncio.to_thread(client.head, bucket, key)
+            document = verify_json(bytes(await asyncio.to_thread(client.get, bucket, key, 4096)),
+                                   expected_hotkey=hotkey, expected_kind="gradient_intent")
+        except InputRejected:
+            return stored + 0.5
+        claimed = info.last_modified.timestamp()
+        if (document.get("window") != window or document.get("uid") != uid
+                or document.get("gradient_sha256") != sha or not slot_start - 1.0 <= claimed <= stored):
+            return stored + 0.5
+        return claimed
 
     async def fetch_uploads(self, window: int, stats: ValidatorWindow) -> dict[int, Upload]:
         started = time.monotonic()
@@ -167,7 +187,7 @@ class Validator:
             if upload is not None:
                 uploads[uid] = upload
         if window >= self.protocol.copy_grace_windows:
-            copies = find_copies([(u.uid, u.stored_at, u.gradient) for u in uploads.values()],
+            copies = find_copies([(u.uid, u.claimed_at, u.gradient) for u in uploads.values()],
                                  self.protocol.copy_overlap_threshold)
             for uid, (original, overlap) in copies.items():
                 stats.verdicts[uid] = "copied"
@@ -273,12 +293,17 @@ class Validator:
         await wait_for_block(self.chain, clock.upload_deadline(window, p) + 1)
         slot_closed = time.monotonic()
         await self.view.refresh()
-        if self.uid not in self.view.weight_setters:  # permits come at the first epoch after staking
+        # Publish aggregates only once this validator was in the lead order before the window's
+        # decision began, so every node agrees on the order (permits come at the first epoch after
+        # staking; a validator joining mid-decision would be seen by some nodes and not others).
+        publishing = self.uid in self.view.weight_setters
+        if not publishing:
             await self._set_weights({self.view.owner_uid: 1.0})
         self.ratings.sync_hotkeys({u: self.view.hotkey_of(u) for u in self.view.miner_uids() if u != self.uid})
         theta_w = self.follower.state.theta
         uploads = await self.fetch_uploads(window, stats)
-        await self.publish_aggregate(window, uploads, stats)
+        if publishing:
+            await self.publish_aggregate(window, uploads, stats)
         if stats.peers:
             stats.aggregate_delay_s = time.monotonic() - slot_closed
         started = time.monotonic()

@@ -20,14 +20,6 @@ U16_MAX = 65535
 NEWCOMER_PICK_FACTOR = 10.0
 
 
-def lead_order(uids: list[int], stakes: list[int], permits: list[bool]) -> list[int]:
-    """Validators with a permit, highest stake first, ties lower uid first: the lead, then its backups."""
-    if not len(uids) == len(stakes) == len(permits):
-        raise ValueError(f"lead_order: {len(uids)} uids, {len(stakes)} stakes, {len(permits)} permits")
-    permitted = [(stake, uid) for uid, stake, permit in zip(uids, stakes, permits) if permit]
-    return [uid for stake, uid in sorted(permitted, key=lambda pair: (-pair[0], pair[1]))]
-
-
 def _excluded(ratings: Ratings, uid: int, protocol: ProtocolConfig) -> bool:
     record = ratings.records.get(uid)
     return record is not None and record.consecutive_negative >= protocol.negative_exclusion

@@ -59,7 +59,13 @@ def read_snapshot(settings: NodeSettings, log: Callable[[str], None]) -> Snapsho
         return None
     tensors, meta = loaded
     try:
-        theta = unprefixed(tensors, "theta.")
+        # The model's own parameter order, not the file's (sorted): packets list tensors in this
+        # order and their layout digest depends on it.
+        order = CodecSpec.from_preset(settings.preset).shapes
+        saved = unprefixed(tensors, "theta.")
+        if set(saved) != set(order):
+            raise ValueError("parameter names differ from the preset's model")
+        theta = {name: saved[name] for name in order}
         state = ModelState(theta=theta, version=int(meta["model"]["version"]), window=int(meta["model"]["window"]),
                            prev_sha=str(meta["model"]["prev_sha"]))
         if state.hash != meta["model"]["hash"]:
@@ -88,7 +94,7 @@ async def start_follower(settings: NodeSettings, view: NetworkView, snapshot: Sn
     if state is None:
         state = genesis_state(preset)
         log(f"starting from the genesis model {state.hash[:12]}")
-    follower = Follower(preset, spec, view, state, log)
+    follower = Follower(preset, spec, view, state, log, checkpoint_dir=settings.state_dir / "checkpoints")
     started = time.monotonic()
     decisions = await follower.catch_up()
     applied = sum(d.aggregate is not None for d in decisions)

@@ -32,12 +32,15 @@ from subnet.model import Params, build_model, get_params, model_hash
 from subnet.node.network import NetworkView
 from subnet.protocol import clock
 from subnet.protocol.settings import genesis_anchor
-from subnet.protocol.window import AggregateMismatch, apply_aggregate
+from subnet.protocol.window import apply_aggregate
 from subnet.storage.client import StorageError
 from subnet.wire import names
 from subnet.wire.aggregate import Aggregate, AggregateExpectation, decode_aggregate
 
 POLL_SECONDS = 0.1
+# The top validator's aggregate is refused for one of these: it was made on a lineage this node does
+# not hold, so this node (not the top validator, whose lineage is the network's) has gone astray.
+DIVERGENCE_REASONS = {"result_mismatch", "wrong_base_model", "broken_lineage"}
 
 
 @dataclass
@@ -83,9 +86,11 @@ class Diverged(Exception):
 
 class Follower:
     def __init__(self, preset: Preset, spec: CodecSpec, view: NetworkView, state: ModelState,
-                 log: Callable[[str], None] = print):
+                 log: Callable[[str], None] = print, checkpoint_dir: Path | None = None):
         self.preset, self.spec, self.view, self.state, self.log = preset, spec, view, state, log
         self.protocol = preset.protocol
+        self.checkpoint_dir = checkpoint_dir
+        self._refollowing = False
 
     # --- reading one validator's aggregate ------------------------------------------------------
     async def _fetch(self, uid: int, window: int):
@@ -140,14 +145,11 @@ class Follower:
                     continue
                 try:
                     aggregate, theta = self._check(data, window, uid)
-                except AggregateMismatch as exc:
-                    if exc.reason == "result_mismatch" and not refused:
-                        # The top validator's aggregate does not reproduce here: this node has diverged.
-                        self.log(f"window {window}: {exc.detail}")
-                        raise Diverged(str(exc)) from None
-                    refused[uid] = exc.reason
-                    continue
                 except InputRejected as exc:
+                    if exc.reason in DIVERGENCE_REASONS and not refused:
+                        self.log(f"window {window}: the top validator's aggregate does not follow this node's "
+                                 f"model {self.state.hash[:12]}: {exc}")
+                        raise Diverged(str(exc)) from None
                     refused[uid] = exc.reason
                     continue
                 return Decision(window, aggregate, uid, refused, time.monotonic() - started), theta
@@ -166,9 +168,28 @@ class Follower:
             self.state.window = max(self.state.window, decision.window)
 
     async def advance(self, window: int, wait: bool = True) -> Decision:
-        decision, theta = await self.decide(window, wait)
+        try:
+            decision, theta = await self.decide(window, wait)
+        except Diverged:
+            if not self._refollowing:  # once per divergence: a checkpoint that diverges too is skipped past
+                await self.refollow()
+            return Decision(window, None, None, {}, 0.0)
         self.apply(decision, theta)
         return decision
+
+    async def refollow(self) -> None:
+        """Start again from the newest verifiable checkpoint (or genesis) and catch up."""
+        old = self.state.hash
+        state = None
+        if self.checkpoint_dir is not None:
+            state = await newest_checkpoint_state(self.view, self.checkpoint_dir, self.log)
+        self.state = state or genesis_state(self.preset)
+        self.log(f"re-following from window {self.state.window} (was at model {old[:12]})")
+        self._refollowing = True
+        try:
+            await self.catch_up()
+        finally:
+            self._refollowing = False
 
     # --- catching up ----------------------------------------------------------------------------
     async def aggregate_windows(self, after: int, before: int) -> list[int]:

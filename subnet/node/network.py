@@ -23,6 +23,8 @@ def lead_order(uids: list[int], stakes: list[int], permits: list[bool], setters:
     """Validators that may publish the aggregate, most stake first (ties: lower uid): those with a
     validator permit that have set weights (a miner with a permit never publishes aggregates, and
     waiting for one would cost every window its deadline)."""
+    if not len(uids) == len(stakes) == len(permits):
+        raise ValueError(f"lead_order: {len(uids)} uids, {len(stakes)} stakes, {len(permits)} permits")
     chosen = [(u, s) for u, s, p in zip(uids, stakes, permits) if p and u in setters]
     return [u for u, _ in sorted(chosen, key=lambda us: (-us[1], us[0]))]
 

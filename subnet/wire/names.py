@@ -15,6 +15,12 @@ def gradient_key(window: int, uid: int) -> str:
     return f"gradient-{int(window)}-{int(uid)}.safetensors"
 
 
+def gradient_intent_key(window: int, uid: int) -> str:
+    """A small signed note of the gradient's sha256, stored a second before the gradient itself:
+    who was first when two identical uploads share a LastModified second (see docs/neurons.md)."""
+    return f"gradient-{int(window)}-{int(uid)}.intent.json"
+
+
 def aggregate_key(window: int) -> str:
     return f"aggregate-{int(window)}.safetensors"
 

@@ -6,7 +6,7 @@ import pytest
 from subnet.config import load_preset
 from validator.gauntlet import Evaluation
 from validator.ratings import Ratings
-from validator.selection import evaluation_picks, lead_order, rank_ramp_weights, select_peers, to_u16_weights
+from validator.selection import evaluation_picks, rank_ramp_weights, select_peers, to_u16_weights
 
 
 @pytest.fixture
@@ -23,14 +23,6 @@ def rated(protocol, scores: dict[int, float], newcomers=(), windows: int = 3) ->
                        for uid, s in scores.items()]
         ratings.record_window(window, {uid: "ok" for uid in ratings.records}, evaluations)
     return ratings
-
-
-def test_lead_order_by_stake_ties_lower_uid_permit_required():
-    order = lead_order([0, 1, 2, 3, 4], [50, 100, 100, 900, 70], [True, True, True, False, True])
-    assert order == [1, 2, 4, 0]
-    assert lead_order([5, 2], [10, 10], [True, True]) == [2, 5]
-    with pytest.raises(ValueError):
-        lead_order([1], [1, 2], [True])
 
 
 def test_select_peers_top_by_ordinal_with_newcomer_slot(protocol):

@@ -1,0 +1,243 @@
+"""The whole network as real processes (SeaweedFS, `subnet chain`, validators, miners; tiny preset).
+
+One scenario, windows counted from the first window the miners train in:
+  - validators v1 (more stake: the lead) and v2, honest miners m1 and m2, adversaries: garbage bytes,
+    a copycat of m1, a miner training against the model of 2 windows ago;
+  - m3 joins 3 windows late; m1 is restarted (SIGTERM) mid-run;
+  - v1 is killed (SIGKILL): v2's aggregates are picked; then v2 is stopped too, so a window has no
+    aggregate at all and every node skips it; both validators come back and keep their ratings.
+Assertions read what the processes wrote (metrics lines, signed scores in the buckets, the chain).
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import time
+from pathlib import Path
+
+import pytest
+
+from subnet.chain.client import ChainClient
+from subnet.config import load_preset
+from subnet.localnet import LocalNetwork, NeuronSpec
+from subnet.protocol import clock
+from subnet.storage.client import StorageClient
+from subnet.storage.config import load_neuron_storage
+from subnet.wallet import load_wallet
+from subnet.wire import names
+from subnet.wire.signing import verify_json
+
+PROTOCOL = load_preset("tiny").protocol
+NEURONS = [
+    NeuronSpec("v1", "validator", stake=200), NeuronSpec("v2", "validator", stake=100),
+    NeuronSpec("m1", "miner"), NeuronSpec("m2", "miner"), NeuronSpec("m3", "miner"),
+    NeuronSpec("garbage", "miner", behaviour="garbage"),
+    NeuronSpec("copycat", "miner", behaviour={"kind": "copycat", "victim": "m1"}),
+    NeuronSpec("stale", "miner", behaviour={"kind": "stale", "lag": 2}),
+]
+HONEST = ("m1", "m2", "m3")
+
+
+def metrics(net: LocalNetwork, name: str) -> list[dict]:
+    path = net.state_dir(name) / "metrics.jsonl"
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def head(net: LocalNetwork) -> int:
+    async def get():
+        async with ChainClient(net.chain_url) as chain:
+            return await chain.get_current_block()
+    return asyncio.run(get())
+
+
+def wait_until(condition, what: str, timeout: float, net: LocalNetwork) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        for name, proc in net.procs.items():
+            if proc.poll() is not None and proc.returncode not in (0, -signal.SIGKILL, -signal.SIGTERM):
+                raise AssertionError(f"{name} died ({proc.returncode}): {net.log_path(name).read_text()[-3000:]}")
+        time.sleep(0.5)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def uid_names(net: LocalNetwork) -> dict[int, str]:
+    async def get():
+        async with ChainClient(net.chain_url) as chain:
+            return await chain.metagraph(1)
+    metagraph = asyncio.run(get())
+    hotkeys = {load_wallet(n.name, net.wallet_dir).hotkey.address: n.name for n in NEURONS}
+    return {uid: hotkeys.get(hotkey, "?") for uid, hotkey in zip(metagraph.uids, metagraph.hotkeys)}
+
+
+def wait_window(net: LocalNetwork, window: int, timeout: float = 120) -> None:
+    wait_until(lambda: clock.window_of(head(net), PROTOCOL) >= window, f"window {window}", timeout, net)
+
+
+@pytest.fixture(scope="module")
+def scenario(tmp_path_factory, tiny_data_dir):
+    net = LocalNetwork(tmp_path_factory.mktemp("net"), NEURONS, block_time=1.0, data=tiny_data_dir)
+    events: dict[str, int] = {}
+    try:
+        net.start_infrastructure()
+        for name in ("v1", "v2"):
+            net.start_neuron(name)
+        for name in ("m1", "m2", "garbage", "copycat", "stale"):
+            net.start_neuron(name)
+        wait_until(lambda: len(metrics(net, "m1")) >= 1, "m1's first window", 180, net)
+        start = metrics(net, "m1")[0]["window"]
+        events["start"] = start
+        wait_window(net, start + 3)
+        net.start_neuron("m3")
+        events["m3_started"] = clock.window_of(head(net), PROTOCOL)
+        wait_window(net, start + 5)
+        net.stop("m1", signal.SIGTERM)
+        net.start_neuron("m1")
+        events["m1_restarted"] = clock.window_of(head(net), PROTOCOL)
+        wait_window(net, start + 7)
+        lead_uid = metrics(net, "m2")[-1]["aggregate_from"]
+        lead = uid_names(net)[lead_uid]
+        backup = "v2" if lead == "v1" else "v1"
+        events.update(lead=lead, backup=backup, lead_uid=lead_uid)
+        net.stop(lead, signal.SIGKILL)
+        events["v1_killed"] = clock.window_of(head(net), PROTOCOL)
+        wait_window(net, events["v1_killed"] + 3)
+        net.stop(backup, signal.SIGTERM)
+        events["v2_stopped"] = clock.window_of(head(net), PROTOCOL)
+        wait_window(net, events["v2_stopped"] + 2)
+        net.start_neuron("v1")
+        net.start_neuron("v2")
+        events["validators_back"] = clock.window_of(head(net), PROTOCOL)
+        wait_window(net, events["validators_back"] + 4)
+        wait_until(lambda: all(m["window"] >= events["validators_back"] + 3 for name in HONEST
+                               for m in metrics(net, name)[-1:]), "miners after the validators' return", 120, net)
+        yield net, events
+    finally:
+        net.stop_all()
+
+
+def by_window(rows: list[dict]) -> dict[int, dict]:
+    return {row["window"]: row for row in rows}
+
+
+@pytest.mark.slow
+def test_every_node_holds_the_same_model_after_every_window(scenario):
+    net, _ = scenario
+    hashes: dict[int, set[str]] = {}
+    for name in ("m1", "m2", "m3", "stale"):
+        for row in metrics(net, name):
+            hashes.setdefault(row["window"], set()).add(row["model_hash"])
+    for name in ("v1", "v2"):
+        for row in metrics(net, name):
+            hashes.setdefault(row["window"], set()).add(row["result_hash"])
+    assert len(hashes) >= 10
+    diverged = {w: h for w, h in hashes.items() if len(h) != 1}
+    assert not diverged
+
+
+@pytest.mark.slow
+def test_training_lowers_the_held_out_loss_and_miners_earn(scenario):
+    net, events = scenario
+    losses = [row["held_out_loss"] for row in metrics(net, events["backup"])]
+    assert losses[-1] < losses[0] - 0.3
+    for name in ("m1", "m2"):
+        rows = metrics(net, name)
+        assert rows[-1]["alpha_stake"] > rows[0]["alpha_stake"], name
+
+
+@pytest.mark.slow
+def test_weights_are_on_chain_and_adversaries_earn_nothing(scenario):
+    net, _ = scenario
+
+    async def chain_state():
+        async with ChainClient(net.chain_url) as chain:
+            return await chain.metagraph(1), await chain.get_weights(1)
+
+    metagraph, weights = asyncio.run(chain_state())
+    uid = {name: metagraph.hotkeys.index(load_wallet(name, net.wallet_dir).hotkey.address) for name in
+           [n.name for n in NEURONS]}
+    assert uid["v1"] in weights and uid["v2"] in weights
+    for validator in ("v1", "v2"):
+        targets = dict(zip(*weights[uid[validator]]))
+        for adversary in ("garbage", "copycat"):
+            assert targets.get(uid[adversary], 0) == 0, (validator, adversary, targets)
+        assert sum(targets.get(uid[m], 0) for m in HONEST) > 0
+        # Known gap (docs/neurons.md): a miner training on the model of 2 windows ago still helps
+        # and is not caught outright; it must at least earn less than every honest miner.
+        assert targets.get(uid["stale"], 0) < targets.get(uid["m2"], 0), targets
+
+
+@pytest.mark.slow
+def test_scores_say_why(scenario):
+    net, events = scenario
+    backup = events["backup"]
+    storage = load_neuron_storage(net.root / "storage" / "neurons" / f"{backup}.json")
+    reader = StorageClient(storage.read)
+    hotkey = load_wallet(backup, net.wallet_dir).hotkey.address
+    keys = [info.key for info in reader.list(storage.bucket, "scores-")]
+    assert keys
+    documents = [verify_json(bytes(reader.get(storage.bucket, key, 1 << 20)), expected_hotkey=hotkey,
+                             expected_kind="scores") for key in keys]
+    garbage_hotkey = load_wallet("garbage", net.wallet_dir).hotkey.address
+    copy_hotkey = load_wallet("copycat", net.wallet_dir).hotkey.address
+    verdicts = {"garbage": set(), "copycat": set()}
+    for document in documents:
+        for entry in document["miners"].values():
+            if entry["hotkey"] == garbage_hotkey:
+                verdicts["garbage"].add(entry["verdict"])
+            if entry["hotkey"] == copy_hotkey:
+                verdicts["copycat"].add(entry["verdict"])
+                assert entry["weight"] == 0
+    assert verdicts["garbage"] and "ok" not in verdicts["garbage"]
+    assert "copied" in verdicts["copycat"]
+
+
+@pytest.mark.slow
+def test_late_miner_catches_up_and_is_accepted(scenario):
+    net, events = scenario
+    m3 = metrics(net, "m3")
+    m2 = by_window(metrics(net, "m2"))
+    assert m3 and m3[0]["window"] >= events["m3_started"]
+    first = m3[0]
+    assert first["version"] == m2[first["window"]]["version"] > 0
+    assert first["model_hash"] == m2[first["window"]]["model_hash"]
+    log = net.log_path("m3").read_text()
+    assert "caught up" in log
+    assert any(row["bytes_up"] > 0 for row in m3)
+
+
+@pytest.mark.slow
+def test_failover_and_a_skipped_window(scenario):
+    net, events = scenario
+    v2_uid = None
+    for row in metrics(net, events["backup"]):
+        if row["aggregate_from"] is not None and events["v1_killed"] + 1 <= row["window"] < events["v2_stopped"]:
+            v2_uid = row["aggregate_from"]
+    assert v2_uid is not None and v2_uid != events["lead_uid"]
+    m2 = by_window(metrics(net, "m2"))
+    # window v2_stopped - 1 was still being aggregated when the backup stopped
+    after_kill = [m2[w] for w in range(events["v1_killed"] + 1, events["v2_stopped"] - 1) if w in m2]
+    assert after_kill and all(row["aggregate_from"] == v2_uid for row in after_kill)
+    skipped = [w for w in range(events["v2_stopped"] + 1, events["validators_back"] + 1)
+               if w in m2 and m2[w]["aggregate_from"] is None]
+    assert skipped
+    for w in skipped:
+        assert m2[w]["version"] == m2[w - 1]["version"] if w - 1 in m2 else True
+        assert by_window(metrics(net, "m3")).get(w, m2[w])["model_hash"] == m2[w]["model_hash"]
+
+
+@pytest.mark.slow
+def test_restarts_keep_ratings_and_error_feedback(scenario):
+    net, events = scenario
+    v1_log = net.log_path(events["lead"]).read_text()
+    restarted = [line for line in v1_log.splitlines() if "rated miners" in line]
+    assert len(restarted) >= 2
+    assert not restarted[-1].endswith(" 0 rated miners")
+    resumed = [line for line in net.log_path("m1").read_text().splitlines() if "resumed:" in line]
+    assert resumed
+    norm = float(resumed[-1].rsplit("error-feedback norm ", 1)[1])
+    assert norm > 0

@@ -1,0 +1,43 @@
+"""A process's snapshot through `write_snapshot` / `read_snapshot` (local files only)."""
+from pathlib import Path
+
+import torch
+
+from subnet.compression.spec import CodecSpec
+from subnet.keys import Keypair
+from subnet.node.boot import Snapshot, read_snapshot, snapshot_path, write_snapshot
+from subnet.node.follow import genesis_state
+from subnet.node.settings import NodeSettings
+from subnet.storage.config import neuron_storage
+from subnet.wallet import Wallet
+
+
+def settings(tmp_path: Path, preset) -> NodeSettings:
+    wallet = Wallet("w", tmp_path, Keypair.generate(), Keypair.generate())
+    storage = neuron_storage("http://127.0.0.1:1", "tessera-w", ("a" * 16, "b" * 16), ("c" * 16, "d" * 16))
+    return NodeSettings(name="w", role="miner", wallet=wallet, netuid=1, chain_url="http://x", storage=storage,
+                        preset=preset, data_dir=tmp_path, state_dir=tmp_path / "state")
+
+
+def test_snapshot_keeps_the_models_parameter_order(tmp_path, tiny_preset):
+    """Packets list tensors in the model's order (their layout digest depends on it); a snapshot
+    file stores them sorted, so reading must restore the model's order."""
+    node = settings(tmp_path, tiny_preset)
+    state = genesis_state(tiny_preset)
+    state.version, state.window = 3, 7
+    write_snapshot(node, Snapshot(state=state, extra={"k": 1}, tensors={"ef.x": torch.ones(2)}))
+    back = read_snapshot(node, log=lambda message: None)
+    order = list(CodecSpec.from_preset(tiny_preset).shapes)
+    assert list(back.state.theta) == order != sorted(order)
+    assert (back.state.version, back.state.window, back.state.hash) == (3, 7, state.hash)
+    assert back.extra == {"k": 1} and torch.equal(back.tensors["ef.x"], torch.ones(2))
+
+
+def test_a_damaged_snapshot_is_ignored_not_fatal(tmp_path, tiny_preset):
+    node = settings(tmp_path, tiny_preset)
+    write_snapshot(node, Snapshot(state=genesis_state(tiny_preset)))
+    path = snapshot_path(node)
+    path.write_bytes(path.read_bytes()[:-100])
+    messages = []
+    assert read_snapshot(node, log=messages.append) is None
+    assert messages and "unreadable" in messages[0]
