@@ -249,15 +249,17 @@ class Miner:
                 self.uploaded_window = window
                 self._save()
         started = time.monotonic()
-        decision = await self.follower.advance(window)
-        stats.wait_aggregate_s = time.monotonic() - started
-        stats.aggregate_from = decision.from_uid
-        stats.model_hash = self.follower.state.hash
-        self._save()
+        # Status figures are read while the aggregate is not out yet: this time is waiting anyway.
+        await self.view.refresh()
         stats.score = await self._latest_score(window - 1)
         mg = self.view.metagraph
         if mg is not None and self.uid in mg.uids:
             stats.alpha_stake = mg.stake[mg.uids.index(self.uid)]
+        decision = await self.follower.advance(window)
+        stats.wait_aggregate_s = time.monotonic() - started
+        stats.aggregate_from = decision.from_uid if decision.aggregate is not None else None
+        stats.model_hash = self.follower.state.hash
+        self._save()
         stats.wall_s = time.monotonic() - wall_started
         return stats
 
@@ -272,8 +274,8 @@ class Miner:
             self.log(f"miner uid {self.uid} holds version {self.follower.state.version} "
                      f"({self.follower.state.hash[:12]}) after window {self.follower.state.window}")
             done = 0
+            idle_since = time.monotonic()  # end of the last window's work: from here until the next starts is idle
             while (max_windows is None or done < max_windows) and not (stop and stop.is_set()):
-                await self.view.refresh()
                 p = self.preset.protocol
                 head = await self.chain.get_current_block()
                 window = clock.window_of(head, p)
@@ -285,12 +287,13 @@ class Miner:
                         # Aggregate window-1 is not decided yet: wait for it instead of training on an old model.
                         await self.follower.advance(window - 1)
                         continue
-                idle_started = time.monotonic()
                 if self.follower.state.window >= window:
                     await wait_for_block(self.chain, clock.first_block(window + 1, p))
                     continue
+                idle = time.monotonic() - idle_since
                 stats = await self.window(window)
-                stats.idle_s = time.monotonic() - idle_started - stats.wall_s
+                stats.idle_s = idle
+                idle_since = time.monotonic()
                 self.log(stats.line())
                 with open(self.metrics_path, "a") as handle:
                     handle.write(json.dumps(asdict(stats)) + "\n")

@@ -576,3 +576,16 @@ def test_dense_equals_the_codec_decoder_on_odd_shapes(use_dct):
     dense, reference = gradient.dense(), decode_packet(packet)
     for name in spec.shapes:
         assert torch.equal(dense[name], reference[name]) and torch.equal(dense[name], transmitted[name]), name
+
+
+def test_an_empty_aggregate_says_nothing_was_aggregated(setup):
+    """A lead with no valid uploads publishes a signed aggregate of zero parts: followers can skip
+    the window at once instead of waiting for the deadline. It still checks signer and links."""
+    obj = encode_aggregate(4, [], LEAD, base_model_hash=GENESIS, result_model_hash=GENESIS,
+                           prev_aggregate_sha256=GENESIS_PREV)
+    aggregate = decode_aggregate(obj, setup.spec, _aggregate_expect())
+    assert aggregate.parts == [] and aggregate.gradients == []
+    assert aggregate.result_model_hash == aggregate.base_model_hash == GENESIS
+    with pytest.raises(WireError) as info:
+        decode_aggregate(obj, setup.spec, _aggregate_expect(prev_aggregate_sha256=BASE))
+    assert info.value.reason == "broken_lineage"

@@ -202,6 +202,11 @@ class Validator:
         peers = select_peers(sorted(uploads), self.ratings, self.protocol)
         stats.peers = peers
         if not peers:
+            # An empty aggregate: "nothing this window". Followers skip the window as soon as they
+            # read it instead of waiting for the deadline. No manifest: it is not part of the lineage.
+            empty = encode_aggregate(window, [], self.settings.wallet.hotkey, base_model_hash=state.hash,
+                                     result_model_hash=state.hash, prev_aggregate_sha256=state.prev_sha)
+            await asyncio.to_thread(self.writer.put, self.bucket, names.aggregate_key(window), empty)
             stats.aggregate_s = time.monotonic() - started
             return
         gradients = [uploads[u].gradient for u in peers]
@@ -304,16 +309,18 @@ class Validator:
         uploads = await self.fetch_uploads(window, stats)
         if publishing:
             await self.publish_aggregate(window, uploads, stats)
-        if stats.peers:
             stats.aggregate_delay_s = time.monotonic() - slot_closed
         started = time.monotonic()
         decision: Decision = await self.follower.advance(window)
         stats.wait_s = time.monotonic() - started
-        stats.aggregate_from, stats.result_hash = decision.from_uid, self.follower.state.hash
+        stats.aggregate_from = decision.from_uid if decision.aggregate is not None else None
+        stats.result_hash = self.follower.state.hash
         if decision.aggregate is not None:
             chosen = {part.uid for part in decision.aggregate.parts}
             stats.selection_differs = len(chosen.symmetric_difference(stats.peers))
-        evaluations = await self.evaluate(window, theta_w, uploads, stats, clock.upload_deadline(window + 1, p))
+        # Stop a block before the next slot closes: rating, scores and saving follow, and the next
+        # window's aggregate must not wait for them.
+        evaluations = await self.evaluate(window, theta_w, uploads, stats, clock.upload_deadline(window + 1, p) - 1)
         self.ratings.record_window(window, stats.verdicts, evaluations)
         weights = rank_ramp_weights(self.ratings.final_scores(), p.peers_per_window, p.weight_ramp,
                                     self.view.owner_uid)
@@ -363,14 +370,15 @@ class Validator:
             done = 0
             while (max_windows is None or done < max_windows) and not (stop and stop.is_set()):
                 head = await self.chain.get_current_block()
-                window = clock.window_of(head, self.protocol)
-                if self.follower.state.window < window - 1:
+                window = self.follower.state.window + 1
+                if head > clock.aggregate_deadline(window, self.protocol):
+                    # Too late to aggregate that window (slow, or away): follow what the others decided.
                     await self.follower.catch_up()
-                    if self.follower.state.window < window - 1:
-                        await self.follower.advance(window - 1)
-                        continue
-                if self.follower.state.window >= window:
-                    await wait_for_block(self.chain, clock.first_block(window + 1, self.protocol))
+                    if self.follower.state.window + 1 == window:
+                        await self.follower.advance(window)
+                    continue
+                if head < clock.first_block(window, self.protocol):
+                    await wait_for_block(self.chain, clock.first_block(window, self.protocol))
                     continue
                 stats = await self.window(window)
                 self.log(self.table(stats))

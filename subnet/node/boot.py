@@ -104,7 +104,7 @@ async def start_follower(settings: NodeSettings, view: NetworkView, snapshot: Sn
     return follower
 
 
-async def wait_for_block(chain: ChainClient, block: int, poll: float = 0.1) -> int:
+async def wait_for_block(chain: ChainClient, block: int, poll: float = 0.02) -> int:
     """Wait until the chain's head is at least `block`; returns the head."""
     while True:
         head = await chain.get_current_block()

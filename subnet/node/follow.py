@@ -37,7 +37,8 @@ from subnet.storage.client import StorageError
 from subnet.wire import names
 from subnet.wire.aggregate import Aggregate, AggregateExpectation, decode_aggregate
 
-POLL_SECONDS = 0.1
+POLL_SECONDS = 0.02          # while waiting for an aggregate: miners idle, so look often (local reads)
+REFRESH_SECONDS = 0.5        # ...but re-read the metagraph and commitments only this often
 # The top validator's aggregate is refused for one of these: it was made on a lineage this node does
 # not hold, so this node (not the top validator, whose lineage is the network's) has gone astray.
 DIVERGENCE_REASONS = {"result_mismatch", "wrong_base_model", "broken_lineage"}
@@ -121,7 +122,7 @@ class Follower:
     async def decide(self, window: int, wait: bool = True) -> tuple[Decision, Params | None]:
         """Pick aggregate `window` (see the module docstring); returns the decision and the new model."""
         deadline = clock.aggregate_deadline(window, self.protocol)
-        started = time.monotonic()
+        started = refreshed = time.monotonic()
         refused: dict[int, str] = {}
         while True:
             passed = await self.view.chain.get_current_block() > deadline
@@ -152,13 +153,19 @@ class Follower:
                         raise Diverged(str(exc)) from None
                     refused[uid] = exc.reason
                     continue
+                if not aggregate.parts:
+                    # The validator found nothing worth aggregating and says so at once: the window
+                    # is skipped now, not at the deadline (miners then start the next window on time).
+                    return Decision(window, None, uid, refused, time.monotonic() - started), None
                 return Decision(window, aggregate, uid, refused, time.monotonic() - started), theta
             if passed or not wait:
                 # Past the deadline nobody qualified: the window is skipped. Before it, a
                 # validator may still publish (or join the order), so keep looking.
                 return Decision(window, None, None, refused, time.monotonic() - started), None
             await asyncio.sleep(POLL_SECONDS)
-            await self.view.refresh()
+            if time.monotonic() - refreshed > REFRESH_SECONDS:
+                await self.view.refresh()
+                refreshed = time.monotonic()
 
     def apply(self, decision: Decision, theta: Params | None) -> None:
         if decision.aggregate is not None:

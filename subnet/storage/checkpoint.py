@@ -165,7 +165,9 @@ def load_checkpoint_model(directory: Path, info: CheckpointInfo | None = None):
     """`AutoModelForCausalLM.from_pretrained` on a fetched checkpoint (safetensors only); with
     ``info``, the loaded parameters must hash to the manifest's model_hash."""
     from transformers import AutoModelForCausalLM
+    from transformers.utils import logging as hf_logging
 
+    hf_logging.disable_progress_bar()
     model = AutoModelForCausalLM.from_pretrained(str(directory), use_safetensors=True)
     if info is not None and model_hash(model) != info.model_hash:
         raise WireError("wrong_model", f"checkpoint {info.window} weights do not hash to its manifest's model_hash")

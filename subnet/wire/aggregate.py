@@ -95,7 +95,8 @@ def encode_aggregate(window: int, gradient_objects: list[bytes], keypair: Keypai
                 "base_model_hash": base_model_hash, "result_model_hash": result_model_hash,
                 "prev_aggregate_sha256": prev_aggregate_sha256,
                 "parts": json.dumps(parts, sort_keys=True, separators=(",", ":"))}
-    return sign_safetensors(st_save(arrays, metadata={}), keypair, metadata)
+    # (a non-empty metadata: safetensors writes a broken header for no tensors and no metadata)
+    return sign_safetensors(st_save(arrays, metadata={"kind": "aggregate"}), keypair, metadata)
 
 
 def _parse_parts(text: str, max_parts: int) -> list[AggregatePart]:

@@ -206,7 +206,7 @@ def test_late_miner_catches_up_and_is_accepted(scenario):
     assert first["version"] == m2[first["window"]]["version"] > 0
     assert first["model_hash"] == m2[first["window"]]["model_hash"]
     log = net.log_path("m3").read_text()
-    assert "caught up" in log
+    assert "caught up" in log or "starting from checkpoint" in log  # a checkpoint, then the aggregates after it
     assert any(row["bytes_up"] > 0 for row in m3)
 
 
