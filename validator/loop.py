@@ -28,7 +28,7 @@ from subnet.chain.client import ChainCallError, ChainClient
 from subnet.compression.spec import CodecSpec
 from subnet.data import TokenDataset
 from subnet.errors import InputRejected
-from subnet.model import build_model
+from subnet.model import build_model, model_hash, set_params
 from subnet.node.boot import Snapshot, join_subnet, read_snapshot, start_follower, wait_for_block, write_snapshot
 from subnet.node.follow import Decision, norm_bound
 from subnet.node.network import NetworkView
@@ -42,11 +42,9 @@ from subnet.wire import names
 from subnet.wire.aggregate import aggregate_manifest, encode_aggregate
 from subnet.wire.gradient import Gradient, GradientExpectation, decode_gradient
 from subnet.wire.signing import WIRE_VERSION, sign_json, verify_json
-from subnet.model import model_hash
 from validator.copies import find_copies
 from validator.evaluate import Evaluator
 from validator.gauntlet import Evaluation
-from validator.ratings import Ratings
 from validator.selection import evaluation_picks, rank_ramp_weights, select_peers, to_u16_weights
 from validator.state import load_validator_state, save_validator_state
 
@@ -274,7 +272,6 @@ class Validator:
         if self._checkpoint_thread is not None and self._checkpoint_thread.is_alive():
             self.log(f"window {window}: previous checkpoint still uploading, skipping this one")
             return
-        from subnet.model import set_params
         from subnet.storage.checkpoint import publish_checkpoint
 
         state = self.follower.state
@@ -336,7 +333,6 @@ class Validator:
         return stats
 
     def _held_out_loss(self) -> float:
-        from subnet.model import set_params
         set_params(self.scratch, self.follower.state.theta)
         return eval_loss(self.scratch, self.held_out)
 

@@ -14,7 +14,6 @@ import asyncio
 import json
 import signal
 import time
-from pathlib import Path
 
 import pytest
 
@@ -25,7 +24,6 @@ from subnet.protocol import clock
 from subnet.storage.client import StorageClient
 from subnet.storage.config import load_neuron_storage
 from subnet.wallet import load_wallet
-from subnet.wire import names
 from subnet.wire.signing import verify_json
 
 PROTOCOL = load_preset("tiny").protocol
