@@ -26,7 +26,15 @@ from subnet.compression.spec import CodecSpec
 from subnet.data import TokenDataset
 from subnet.hashing import sha256_hex
 from subnet.model import build_model
-from subnet.node.boot import Snapshot, join_subnet, read_snapshot, start_follower, wait_for_block, write_snapshot
+from subnet.node.boot import (
+    Snapshot,
+    join_subnet,
+    read_snapshot,
+    start_follower,
+    survive,
+    wait_for_block,
+    write_snapshot,
+)
 from subnet.node.network import NetworkView
 from subnet.node.settings import NodeSettings, SettingsError
 from subnet.node.snapshot import optimizer_tensors, prefixed, restore_optimizer, unprefixed
@@ -291,7 +299,9 @@ class Miner:
                     await wait_for_block(self.chain, clock.first_block(window + 1, p))
                     continue
                 idle = time.monotonic() - idle_since
-                stats = await self.window(window)
+                stats = await survive(window, self.window(window), self.log)
+                if stats is None:
+                    continue
                 stats.idle_s = idle
                 idle_since = time.monotonic()
                 self.log(stats.line())

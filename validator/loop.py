@@ -29,7 +29,15 @@ from subnet.compression.spec import CodecSpec
 from subnet.data import TokenDataset
 from subnet.errors import InputRejected
 from subnet.model import build_model, model_hash, set_params
-from subnet.node.boot import Snapshot, join_subnet, read_snapshot, start_follower, wait_for_block, write_snapshot
+from subnet.node.boot import (
+    Snapshot,
+    join_subnet,
+    read_snapshot,
+    start_follower,
+    survive,
+    wait_for_block,
+    write_snapshot,
+)
 from subnet.node.follow import Decision, norm_bound
 from subnet.node.network import NetworkView
 from subnet.node.settings import NodeSettings
@@ -376,7 +384,9 @@ class Validator:
                 if head < clock.first_block(window, self.protocol):
                     await wait_for_block(self.chain, clock.first_block(window, self.protocol))
                     continue
-                stats = await self.window(window)
+                stats = await survive(window, self.window(window), self.log)
+                if stats is None:
+                    continue
                 self.log(self.table(stats))
                 with open(self.metrics_path, "a") as handle:
                     handle.write(json.dumps(asdict(stats), default=str) + "\n")

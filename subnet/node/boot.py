@@ -11,7 +11,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from subnet.chain.client import ChainClient
+from subnet.chain.client import ChainClient, ChainUnavailable
+from subnet.errors import InputRejected
 from subnet.compression.spec import CodecSpec
 from subnet.node.follow import Follower, ModelState, genesis_state, newest_checkpoint_state
 from subnet.node.network import NetworkView
@@ -102,6 +103,19 @@ async def start_follower(settings: NodeSettings, view: NetworkView, snapshot: Sn
         log(f"caught up {applied} aggregates to window {follower.state.window} (version {follower.state.version}) "
             f"in {time.monotonic() - started:.1f}s")
     return follower
+
+
+TRANSIENT = (InputRejected, ChainUnavailable, OSError)  # a window's I/O failed; the next may not
+
+
+async def survive(window: int, step, log: Callable[[str], None], pause: float = 1.0):
+    """Run one window's work; a storage or chain failure costs that window, not the process."""
+    try:
+        return await step
+    except TRANSIENT as exc:
+        log(f"window {window} abandoned: {type(exc).__name__}: {exc}")
+        await asyncio.sleep(pause)
+        return None
 
 
 async def wait_for_block(chain: ChainClient, block: int, poll: float = 0.02) -> int:

@@ -41,3 +41,28 @@ def test_a_damaged_snapshot_is_ignored_not_fatal(tmp_path, tiny_preset):
     messages = []
     assert read_snapshot(node, log=messages.append) is None
     assert messages and "unreadable" in messages[0]
+
+
+def test_a_failed_window_is_abandoned_not_the_process():
+    import asyncio
+
+    import pytest
+
+    from subnet.node.boot import survive
+    from subnet.storage.client import StorageError
+
+    async def storage_down():
+        raise StorageError("unavailable", "connection refused")
+
+    async def bug():
+        raise KeyError("a programming error")
+
+    async def fine():
+        return 42
+
+    messages = []
+    assert asyncio.run(survive(7, storage_down(), messages.append, pause=0)) is None
+    assert messages == ["window 7 abandoned: StorageError: unavailable: connection refused"]
+    assert asyncio.run(survive(8, fine(), messages.append, pause=0)) == 42
+    with pytest.raises(KeyError):  # a bug still stops the process with its traceback
+        asyncio.run(survive(9, bug(), messages.append, pause=0))
