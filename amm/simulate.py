@@ -359,31 +359,52 @@ class _UserEvents:
     def _on_subnet(self, e: ScriptedEvent, tau: np.ndarray, alpha: np.ndarray, flow: np.ndarray) -> bool:
         i = e.subnet
         key = (e.account, i)
-        t_res, a_res = int(tau[i]), int(alpha[i])
         if e.action == "stake":
             amount = min(e.amount, self.tao.get(e.account, 0))
-            if amount <= 0:
+            out = pool_buy(tau, alpha, flow, i, amount, self._fee_rate, self._min_reserve)
+            if out is None:
                 return False
-            _, out = swap(t_res, a_res, amount, self._fee_rate)
-            if a_res - out < self._min_reserve:
-                return False
-            tau[i], alpha[i] = t_res + amount, a_res - out
             self.tao[e.account] -= amount
             self.alpha[key] = self.alpha.get(key, 0) + out
-            flow[i] += amount
         else:
             held = self.alpha.get(key, 0)
             amount = self._unstake_amount(e, held)
-            if amount <= 0:
+            out = pool_sell(tau, alpha, flow, i, amount, self._fee_rate, self._min_reserve)
+            if out is None:
                 return False
-            _, out = swap(a_res, t_res, amount, self._fee_rate)
-            if t_res - out < self._min_reserve:
-                return False
-            tau[i], alpha[i] = t_res - out, a_res + amount
             self.alpha[key] = held - amount
             self.tao[e.account] += out
-            flow[i] -= out
         return True
+
+
+def pool_buy(tau: np.ndarray, alpha: np.ndarray, flow: np.ndarray, i: int, amount: int, fee_rate: int,
+             min_reserve: int) -> int | None:
+    """Stake `amount` TAO into subnet i's pool (reserves and the block's flow updated in place);
+    the alpha bought, or None when there is nothing to spend or the pool would fall below its
+    minimum reserve (then nothing changes)."""
+    t_res, a_res = int(tau[i]), int(alpha[i])
+    if amount <= 0:
+        return None
+    _, out = swap(t_res, a_res, amount, fee_rate)
+    if a_res - out < min_reserve:
+        return None
+    tau[i], alpha[i] = t_res + amount, a_res - out
+    flow[i] += amount
+    return out
+
+
+def pool_sell(tau: np.ndarray, alpha: np.ndarray, flow: np.ndarray, i: int, amount: int, fee_rate: int,
+              min_reserve: int) -> int | None:
+    """Unstake `amount` alpha from subnet i's pool, as `pool_buy`; the TAO received or None."""
+    t_res, a_res = int(tau[i]), int(alpha[i])
+    if amount <= 0:
+        return None
+    _, out = swap(a_res, t_res, amount, fee_rate)
+    if t_res - out < min_reserve:
+        return None
+    tau[i], alpha[i] = t_res - out, a_res + amount
+    flow[i] -= out
+    return out
 
 
 class _Traders:
@@ -416,29 +437,21 @@ class _Traders:
 
     def _trade(self, i: int, buy: bool, value: int, tau: np.ndarray, alpha: np.ndarray,
                flow: np.ndarray) -> bool:
-        t_res, a_res = int(tau[i]), int(alpha[i])
         if buy:
             amount = min(value, int(self.tao_held[i]))
-            if amount <= 0:
+            out = pool_buy(tau, alpha, flow, i, amount, self._fee_rate, self._min_reserve)
+            if out is None:
                 return False
-            _, out = swap(t_res, a_res, amount, self._fee_rate)
-            if a_res - out < self._min_reserve:
-                return False
-            tau[i], alpha[i] = t_res + amount, a_res - out
             self.tao_held[i] -= amount
             self.alpha_held[i] += out
-            flow[i] += amount
         else:
-            amount = min(value * a_res // t_res, int(self.alpha_held[i]))  # value is TAO worth at spot
-            if amount <= 0:
+            # value is TAO worth at the spot price
+            amount = min(value * int(alpha[i]) // int(tau[i]), int(self.alpha_held[i]))
+            out = pool_sell(tau, alpha, flow, i, amount, self._fee_rate, self._min_reserve)
+            if out is None:
                 return False
-            _, out = swap(a_res, t_res, amount, self._fee_rate)
-            if t_res - out < self._min_reserve:
-                return False
-            tau[i], alpha[i] = t_res - out, a_res + amount
             self.alpha_held[i] -= amount
             self.tao_held[i] += out
-            flow[i] -= out
         return True
 
 

@@ -28,7 +28,7 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from subnet.chain.calls import call_message  # noqa: E402
+from subnet.chain.envelope import call_message  # noqa: E402
 from subnet.chain.client import ChainClient  # noqa: E402
 from subnet.chain.genesis import ChainParams, SubnetGenesis  # noqa: E402
 from subnet.chain.node import ChainNode  # noqa: E402

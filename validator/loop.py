@@ -38,7 +38,7 @@ from subnet.node.boot import (
     wait_for_block,
     write_snapshot,
 )
-from subnet.node.follow import Decision, norm_bound
+from subnet.node.follow import Decision
 from subnet.node.network import NetworkView
 from subnet.node.settings import NodeSettings
 from subnet.protocol import clock
@@ -184,7 +184,7 @@ class Validator:
         state = self.follower.state
         first, last = clock.upload_slot(window, self.protocol)
         slot = (await self.view.block_timestamp(first), await self.view.block_timestamp(last + 1))
-        bound = norm_bound(state.theta, self.protocol.norm_bound_ratio)
+        bound = state.norm_bound(self.protocol.norm_bound_ratio)
         uids = [u for u in self.view.miner_uids() if u != self.uid]
         results = await asyncio.gather(*(self._fetch_one(u, window, state.hash, bound, slot) for u in uids))
         uploads = {}

@@ -19,27 +19,14 @@ from dataclasses import dataclass
 
 import aiohttp
 
-from subnet.chain.envelope import sign_envelope
-from subnet.errors import InputRejected
+from subnet.chain.envelope import ChainError, sign_envelope
 from subnet.hashing import is_hex64
 from subnet.keys import Keypair
 
 
-class ChainCallError(InputRejected):
-    """The chain refused a request: `reason` is its error code, `detail` its message, `status` the
-    HTTP status."""
-
-    def __init__(self, reason: str, message: str, status: int):
-        super().__init__(reason, message)
-        self.status = status
-
-    @property
-    def code(self) -> str:  # the HTTP API's name for `reason`
-        return self.reason
-
-    @property
-    def message(self) -> str:
-        return self.detail
+class ChainCallError(ChainError):
+    """The chain refused a request (as the client receives it): `reason` is its error code,
+    `detail` its message, `status` the HTTP status."""
 
 
 class ChainUnavailable(ConnectionError):

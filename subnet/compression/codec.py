@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from safetensors.numpy import save as st_save
 
-from subnet.compression.chunking import ChunkLayout, chunk_layout
+from subnet.compression.chunking import ChunkLayout
 from subnet.compression.dct import dct_chunks
 from subnet.compression.index_code import (
     IndexCodeError,
@@ -33,7 +33,7 @@ from subnet.compression.index_code import (
     unpack_bits,
 )
 from subnet.compression.quantize import quantize_values
-from subnet.compression.spec import PACKET_MAX_HEADER_BYTES, CodecSpec, codec_json, layout_digest
+from subnet.compression.spec import PACKET_MAX_HEADER_BYTES, CodecSpec, codec_json, layout_digest, layouts_for
 from subnet.config import CompressionConfig
 from subnet.errors import InputRejected
 from subnet.safetensors_header import HeaderError, SafetensorsHeader, read_header, tensor_array
@@ -79,10 +79,6 @@ class CompressStats:
     @property
     def index_floor_bits_per_value(self) -> float:
         return self.index_floor_bits / self.kept_values
-
-
-def layouts_for(shapes: dict[str, tuple[int, ...]], codec: CompressionConfig) -> dict[str, ChunkLayout]:
-    return {name: chunk_layout(shape, codec.tile, codec.topk) for name, shape in shapes.items()}
 
 
 def reconstruct(indices: torch.Tensor, codes: torch.Tensor, table: torch.Tensor,

@@ -21,6 +21,10 @@ AGGREGATE_MAX_HEADER_BYTES = 1 << 20
 MAX_AGGREGATE_PARTS = 1000
 
 
+def layouts_for(shapes: dict[str, tuple[int, ...]], codec: CompressionConfig) -> dict[str, ChunkLayout]:
+    return {name: chunk_layout(shape, codec.tile, codec.topk) for name, shape in shapes.items()}
+
+
 def layout_digest(shapes: dict[str, tuple[int, ...]]) -> str:
     """sha256 of the ordered (name, shape) list: a packet for another model is refused by it."""
     text = json.dumps([[name, list(shape)] for name, shape in shapes.items()], separators=(",", ":"))
@@ -59,7 +63,7 @@ class CodecSpec:
     max_gradient_bytes: int = field(init=False)
 
     def __post_init__(self):
-        layouts = {name: chunk_layout(shape, self.codec.tile, self.codec.topk) for name, shape in self.shapes.items()}
+        layouts = layouts_for(self.shapes, self.codec)
         object.__setattr__(self, "shapes", dict(self.shapes))
         object.__setattr__(self, "layouts", layouts)
         object.__setattr__(self, "layout_sha256", layout_digest(self.shapes))

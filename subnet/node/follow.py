@@ -51,10 +51,17 @@ class ModelState:
     window: int           # last window whose aggregate decision is taken (-1: none yet)
     prev_sha: str         # sha256 of the last applied aggregate, or the genesis anchor
     hash: str = ""
+    _norm: float | None = field(default=None, repr=False)  # ||theta||, computed once per model
 
     def __post_init__(self):
         if not self.hash:
             self.hash = model_hash(self.theta)
+
+    def norm_bound(self, ratio: float) -> float:
+        """The largest update norm accepted against this model: ratio x ||theta||."""
+        if self._norm is None:
+            self._norm = model_norm(self.theta)
+        return ratio * self._norm
 
     def meta(self) -> dict:
         return {"version": self.version, "window": self.window, "prev_sha": self.prev_sha, "hash": self.hash}
@@ -65,11 +72,11 @@ def genesis_state(preset: Preset) -> ModelState:
     return ModelState(theta=theta, version=0, window=-1, prev_sha=genesis_anchor(preset, model_hash(theta)))
 
 
-def norm_bound(theta: Params, ratio: float) -> float:
-    """The largest update norm accepted against this model: ratio x ||theta||. numpy's float64 sum
-    is single-threaded and fixed-order, so every node gets the same bound."""
+def model_norm(theta: Params) -> float:
+    """||theta|| in float64. numpy's sum is single-threaded and fixed-order, so every node gets the
+    same number (it sets the norm bound, which decides which uploads and aggregates are valid)."""
     total = sum(float(np.square(t.numpy().astype(np.float64)).sum()) for _, t in sorted(theta.items()))
-    return ratio * math.sqrt(total)
+    return math.sqrt(total)
 
 
 @dataclass(frozen=True)
@@ -115,7 +122,7 @@ class Follower:
         aggregate = decode_aggregate(data, self.spec, AggregateExpectation(
             window=window, hotkey=hotkey, base_model_hash=self.state.hash, prev_aggregate_sha256=self.state.prev_sha,
             max_parts=self.protocol.peers_per_window,
-            norm_bound=norm_bound(self.state.theta, self.protocol.norm_bound_ratio)))
+            norm_bound=self.state.norm_bound(self.protocol.norm_bound_ratio)))
         return aggregate, apply_aggregate(self.state.theta, aggregate, self.preset.outer.lr)
 
     # --- the rule -------------------------------------------------------------------------------

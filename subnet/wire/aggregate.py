@@ -20,7 +20,14 @@ from safetensors.numpy import save as st_save
 from subnet.compression.spec import AGGREGATE_MAX_HEADER_BYTES, MAX_AGGREGATE_PARTS, CodecSpec
 from subnet.hashing import is_hex64, sha256_hex
 from subnet.keys import Keypair, is_valid_address
-from subnet.wire.gradient import Gradient, GradientExpectation, check_kind, decode_gradient, uint_field
+from subnet.wire.gradient import (
+    Gradient,
+    GradientExpectation,
+    check_kind,
+    check_norm_bound,
+    decode_gradient,
+    uint_field,
+)
 from subnet.wire.names import aggregate_key
 from subnet.wire.signing import (
     ANY_SIGNER,
@@ -49,8 +56,7 @@ class AggregateExpectation:
     norm_bound: float
 
     def __post_init__(self):
-        if self.norm_bound != self.norm_bound:  # NaN would make every bound check pass
-            raise ValueError("norm_bound must not be NaN")
+        check_norm_bound(self.norm_bound)
 
 
 @dataclass(frozen=True)

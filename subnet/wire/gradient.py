@@ -36,6 +36,11 @@ from subnet.wire.signing import WIRE_VERSION, WireError, sign_safetensors, verif
 _MAX_UINT_DIGITS = 18
 
 
+def check_norm_bound(bound: float) -> None:
+    if bound != bound:  # NaN would make every bound check pass
+        raise ValueError("norm_bound must not be NaN")
+
+
 @dataclass(frozen=True)
 class GradientExpectation:
     """What the reader knows an upload must be; every field is required."""
@@ -46,8 +51,7 @@ class GradientExpectation:
     norm_bound: float          # math.inf only where the caller has decided there is no bound
 
     def __post_init__(self):
-        if self.norm_bound != self.norm_bound:  # NaN would make every bound check pass
-            raise ValueError("norm_bound must not be NaN")
+        check_norm_bound(self.norm_bound)
 
 
 @dataclass(frozen=True)
