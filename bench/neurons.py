@@ -11,8 +11,8 @@ leads) and the miners through `subnet.localnet.LocalNetwork`, waits until every 
 `--block-time auto` sizes the window to the miners' training on this machine: one window's inner
 phase (plus compression, the validator's outer step and the follower's apply) is timed in-process
 with the same thread count, training is scaled by the expected CPU contention (every process shares
-the cores), and the window is train / 0.92 plus the expected aggregation delay (target: miner
-utilisation >= 0.90). Utilisation = sum of train_s over the windows after a miner's first / the
+the cores), and the window is train / 0.92 plus the part of the expected aggregation delay that
+training ahead does not hide, plus the upload intent's wait (target: miner utilisation >= 0.90). Utilisation = sum of train_s over the windows after a miner's first / the
 wall-clock time those windows took (from the moment the bench saw window 1's metrics line to the
 moment it saw the last one's).
 """
@@ -35,6 +35,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from subnet.config import Preset, ProtocolConfig, load_preset  # noqa: E402
+from subnet.protocol import clock  # noqa: E402
 
 PROG = "neurons.py"
 UTILISATION_TARGET = 0.92    # the window is sized so training fills this share of it (target >= 0.90)
@@ -47,6 +48,7 @@ DEADLINE_SAFETY = 1.5        # the aggregate must land within aggregate_deadline
 VALIDATOR_EVAL_SHARE = 0.5   # validators evaluate for about half of the miners' training (evaluate_s / train_s)
 LEAD_STAKE_TAO, OTHER_STAKE_TAO = 300.0, 100.0
 METRICS_POLL_S = 0.05
+INTENT_WAIT_S = 0.5          # miner/loop.py: after the upload intent, wait into the next whole second
 
 
 # --- calibration ---------------------------------------------------------------------------------
@@ -68,14 +70,17 @@ class Calibration:
     def aggregation_delay_s(self) -> float:
         """Upload slot closed -> a miner starts the next window's training: the validator notices the
         block (<= 1 poll), aggregates and stores; the miner notices (<= 1 poll), fetches and applies it,
-        reads scores and the metagraph. Validators aggregate while miners wait, so no contention."""
-        return 2 * POLL_S + VALIDATOR_IO_S + MINER_IO_S + self.aggregate_s + self.apply_s
+        reads scores and the metagraph, once a block proves the aggregate was stored in time (S3 stamps
+        whole seconds: up to a second more). Validators aggregate while miners wait: no contention."""
+        return (2 * POLL_S + VALIDATOR_IO_S + MINER_IO_S + self.aggregate_s + self.apply_s
+                + clock.STORAGE_TIME_RESOLUTION_S)
 
     @property
     def validator_deadline_s(self) -> float:
         """Upload slot closed -> the lead's aggregate is stored (it notices the slot's close up to one
-        poll late); this must fit in aggregate_deadline_blocks, or every node refuses it as late."""
-        return (POLL_S + VALIDATOR_IO_S + self.aggregate_s) * DEADLINE_SAFETY
+        poll late) a whole stamp second before the deadline's end (`clock.stored_before`); this must fit
+        in aggregate_deadline_blocks, or every node refuses it as late."""
+        return (POLL_S + VALIDATOR_IO_S + self.aggregate_s) * DEADLINE_SAFETY + clock.STORAGE_TIME_RESOLUTION_S
 
 
 def expected_contention(miners: int, validators: int, threads: int, cores: int) -> float:
@@ -87,7 +92,12 @@ def expected_contention(miners: int, validators: int, threads: int, cores: int) 
 def pick_block_time(cal: Calibration, p: ProtocolConfig) -> tuple[float, str]:
     """(block time, what bounds it): blocks_per_window x block_time = training / UTILISATION_TARGET +
     aggregation delay, unless the validator's aggregate deadline or the chain's rate needs longer."""
-    window_s = cal.window_train_s / UTILISATION_TARGET + cal.aggregation_delay_s
+    # Miners train ahead while the aggregate is on its way (miner/overlap.py), up to half the
+    # window's steps; only the part of the wait longer than that is lost. Plus the upload intent's
+    # wait into the next whole second (half a second on average).
+    hidden = cal.window_train_s / 2
+    window_s = (cal.window_train_s / UTILISATION_TARGET + max(0.0, cal.aggregation_delay_s - hidden)
+                + INTENT_WAIT_S)
     options = [(window_s / p.blocks_per_window, "training"),
                (cal.validator_deadline_s / p.aggregate_deadline_blocks, "aggregate deadline"),
                (MIN_BLOCK_TIME, "chain rate")]

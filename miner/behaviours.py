@@ -6,7 +6,7 @@ Each kind replaces the honest miner's upload; every upload function returns the 
   garbage  random bytes: refused by the validators' wire checks
   noise    a valid signed gradient of Gaussian noise: passes every wire check, should score badly
   copycat  another miner's upload of the same window, re-signed under the copier's hotkey and uid
-  stale    trains honestly, but against the global model of `lag` windows ago while declaring the
+  stale    trains honestly, but against the global model of `lag` versions ago while declaring the
            current model's hash (`StaleModel` keeps the old models)
 """
 from __future__ import annotations
@@ -58,11 +58,12 @@ def copy_upload(victim_object: bytes, spec: CodecSpec, keypair: Keypair, window:
 
 
 class StaleModel:
-    """The global models of the last windows, to train against the one of ``lag`` windows ago.
+    """The last global models, to train against the one ``lag`` versions ago (not windows: a
+    skipped window keeps the model, and training on an unchanged model is honest work).
 
-    ``push(window, theta)`` after each new global model (windows increasing, gaps allowed: a window
-    without an aggregate keeps its model); ``theta_for(window)`` is the newest model pushed for a
-    window at most ``window - lag``, or the oldest one held while the history is still shorter.
+    ``push(version, theta)`` after each new global model (versions increasing, gaps allowed: a
+    node that caught up skipped some); ``theta_for(version)`` is the newest model pushed for a
+    version at most ``version - lag``, or the oldest one held while the history is still shorter.
     """
 
     def __init__(self, lag: int):
@@ -71,29 +72,29 @@ class StaleModel:
         self.lag = lag
         self._models: deque[tuple[int, Params]] = deque()
 
-    def push(self, window: int, theta: Params) -> None:
-        if self._models and window <= self._models[-1][0]:
-            raise ValueError(f"window {window} pushed after window {self._models[-1][0]}")
-        self._models.append((window, {name: t.detach().clone() for name, t in theta.items()}))
-        # Keep the newest model old enough for this window and everything newer; later windows
+    def push(self, version: int, theta: Params) -> None:
+        if self._models and version <= self._models[-1][0]:
+            raise ValueError(f"version {version} pushed after version {self._models[-1][0]}")
+        self._models.append((version, {name: t.detach().clone() for name, t in theta.items()}))
+        # Keep the newest model old enough for this version and everything newer; later versions
         # never need an older one.
-        while len(self._models) > 1 and self._models[1][0] <= window - self.lag:
+        while len(self._models) > 1 and self._models[1][0] <= version - self.lag:
             self._models.popleft()
 
-    def theta_for(self, window: int) -> Params:
+    def theta_for(self, version: int) -> Params:
         if not self._models:
             raise KeyError("no global model pushed yet")
         chosen = self._models[0][1]
         for pushed, theta in self._models:
-            if pushed > window - self.lag:
+            if pushed > version - self.lag:
                 break
             chosen = theta
         return chosen
 
     @property
-    def windows(self) -> list[int]:
-        """The windows whose models are held, oldest first."""
-        return [window for window, _ in self._models]
+    def versions(self) -> list[int]:
+        """The versions whose models are held, oldest first."""
+        return [version for version, _ in self._models]
 
 
 def _positive_number(value: object) -> bool:

@@ -3,6 +3,9 @@
     hold version w -> train H inner steps on (uid, w)'s samples -> compress with error feedback ->
     sign -> upload gradient-w-uid (once) -> wait for aggregate w -> apply -> next window
 
+While it waits for aggregate w an honest miner already trains window w+1 from the model it holds
+and moves onto the new model when it comes (`miner/overlap.py`), so the wait is not idle time.
+
 The global model, the error-feedback buffer, the inner optimizer's state and the upload of the
 current window are saved after each step that changes them (one atomic snapshot), so a killed miner
 resumes with its error feedback and never uploads a window twice. An upload is written once: a
@@ -12,6 +15,7 @@ its timestamp and could make an honest miner look like the later of two identica
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import math
 import time
@@ -39,7 +43,7 @@ from subnet.node.network import NetworkView
 from subnet.node.settings import NodeSettings, SettingsError
 from subnet.node.snapshot import optimizer_tensors, prefixed, restore_optimizer, unprefixed
 from subnet.protocol import clock
-from subnet.protocol.window import compress_update, inner_first_step, inner_phase
+from subnet.protocol.window import compress_update, inner_first_step, inner_phase, inner_phase_rebased
 from subnet.sampler import assigned_samples
 from subnet.storage.client import StorageClient, StorageError
 from subnet.train import make_optimizer
@@ -47,7 +51,17 @@ from subnet.wire import names
 from subnet.wire.gradient import encode_gradient
 from subnet.wire.signing import ANY_SIGNER, WIRE_VERSION, WireError, sign_json, verify_json
 
+from miner.overlap import Discarded, TrueBase
+
 INTENT_SLACK_S = 0.05  # past the next whole second: S3 keeps LastModified to the second
+
+
+@dataclass
+class Speculation:
+    """Window `window`'s training, started before aggregate `window - 1` was known."""
+    window: int
+    base: TrueBase
+    task: asyncio.Task        # -> (pseudo-gradient, losses, training seconds)
 
 
 @dataclass
@@ -121,10 +135,15 @@ class Miner:
             from miner.behaviours import StaleModel
             self.stale = StaleModel(int(self.behaviour.params.get("lag", 2)))
         self.metrics_path = settings.state_dir / "metrics.jsonl"
+        self._next: Speculation | None = None
+        self._optimizer_copy: tuple[dict, dict] | None = None  # what a snapshot saves while training ahead
 
     # --- state ------------------------------------------------------------------------------------
     def _save(self) -> None:
-        opt_tensors, opt_meta = optimizer_tensors(self.optimizer)
+        if self._next is not None and not self._next.task.done():
+            opt_tensors, opt_meta = self._optimizer_copy   # the training thread is moving the live one
+        else:
+            opt_tensors, opt_meta = optimizer_tensors(self.optimizer)
         write_snapshot(self.settings, Snapshot(
             state=self.follower.state, extra={"optimizer": opt_meta, "uploaded_window": self.uploaded_window},
             tensors={**prefixed(self.error, "ef."), **opt_tensors}))
@@ -148,15 +167,65 @@ class Miner:
         ids = assigned_samples(self.preset.seed, window, self.uid, self.preset.samples_per_window, self.train.num_samples)
         return [b.to(self.device) for b in self.train.batches(ids, self.preset.train.batch_size)]
 
+    def _autocast(self):
+        if self.device.type == "cuda":
+            return torch.autocast("cuda", dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
     def _train(self, window: int, theta) -> tuple[dict, list[float]]:
         first_step = inner_first_step(self.follower.state.version, self.preset.train)
         batches = self._batches(window)
-        if self.device.type == "cuda":
-            with torch.autocast("cuda", dtype=torch.bfloat16):
-                result = inner_phase(self.model, self.optimizer, theta, batches, self.preset.train, first_step)
-        else:
+        with self._autocast():
             result = inner_phase(self.model, self.optimizer, theta, batches, self.preset.train, first_step)
         return result.pseudo_gradient, result.losses
+
+    def _train_ahead(self, window: int, theta, first_step: int, base: TrueBase) -> tuple[dict, list[float], float]:
+        started = time.monotonic()
+        batches = self._batches(window)
+        with self._autocast():
+            result = inner_phase_rebased(self.model, self.optimizer, theta, batches, self.preset.train,
+                                         first_step, base)
+        return result.pseudo_gradient, result.losses, time.monotonic() - started - base.blocked_s
+
+    # --- training ahead ---------------------------------------------------------------------------
+    def _start_training_ahead(self, window: int) -> None:
+        """Train `window` from the model held now, before the previous window's aggregate is known.
+        Its schedule assumes that aggregate comes (version + 1); if the window is skipped instead,
+        this one window's learning rates run H steps ahead, which nothing outside the miner sees."""
+        state = self.follower.state
+        tensors, meta = optimizer_tensors(self.optimizer)
+        self._optimizer_copy = ({name: t.clone() for name, t in tensors.items()}, meta)
+        base = TrueBase(early_steps=max(1, self.preset.train.inner_steps // 2))
+        first_step = inner_first_step(state.version + 1, self.preset.train)
+        task = asyncio.create_task(asyncio.to_thread(self._train_ahead, window, state.theta, first_step, base))
+        self._next = Speculation(window, base, task)
+
+    def _settle_training_ahead(self, before: tuple[int, str]) -> None:
+        """Hand the decided model to the training thread, or abandon it if the model moved otherwise
+        (re-followed from a checkpoint, caught up several windows)."""
+        spec = self._next
+        if spec is None or spec.base.settled:
+            return
+        state = self.follower.state
+        version, model = before
+        decided = state.window >= spec.window - 1
+        if decided and (state.version == version + 1 or (state.version == version and state.hash == model)):
+            spec.base.resolve(state.theta, state.hash)
+        else:
+            spec.base.discard()
+
+    async def _take_training_ahead(self, window: int) -> tuple[dict, list[float], float] | None:
+        spec, self._next = self._next, None
+        if spec is None:
+            return None
+        usable = spec.window == window and spec.base.settled and spec.base.model_hash == self.follower.state.hash
+        if not usable:
+            spec.base.discard()
+        try:
+            result = await spec.task
+        except Discarded:
+            return None
+        return result if usable else None   # trained for another model: train again
 
     async def _upload_object(self, window: int) -> tuple[bytes | None, MinerWindow]:
         """Train and build this window's upload (honest, or the configured adversary's)."""
@@ -172,13 +241,18 @@ class Miner:
                                 float(self.behaviour.params.get("scale", 0.01)), self.rng), stats
         if kind == "copycat":
             return await self._copy_of_victim(window, state.hash), stats
-        theta = state.theta
-        if self.stale is not None:
-            self.stale.push(window, state.theta)
-            theta = self.stale.theta_for(window)
-        started = time.monotonic()
-        delta, losses = await asyncio.to_thread(self._train, window, theta)
-        stats.train_s = time.monotonic() - started
+        ahead = await self._take_training_ahead(window)
+        if ahead is not None:
+            delta, losses, stats.train_s = ahead
+        else:
+            theta = state.theta
+            if self.stale is not None:
+                if not self.stale.versions or state.version > self.stale.versions[-1]:
+                    self.stale.push(state.version, state.theta)
+                theta = self.stale.theta_for(state.version)
+            started = time.monotonic()
+            delta, losses = await asyncio.to_thread(self._train, window, theta)
+            stats.train_s = time.monotonic() - started
         stats.train_loss = float(np.mean(losses))
         tokens = self.preset.samples_per_window * self.preset.model.seq_len
         stats.tokens_per_s = tokens / max(stats.train_s, 1e-9)
@@ -256,6 +330,9 @@ class Miner:
                 stats.bytes_up = len(data)
                 self.uploaded_window = window
                 self._save()
+        before = (self.follower.state.version, self.follower.state.hash)
+        if self.behaviour is None:
+            self._start_training_ahead(window + 1)
         started = time.monotonic()
         # Status figures are read while the aggregate is not out yet: this time is waiting anyway.
         await self.view.refresh()
@@ -263,7 +340,13 @@ class Miner:
         mg = self.view.metagraph
         if mg is not None and self.uid in mg.uids:
             stats.alpha_stake = mg.stake[mg.uids.index(self.uid)]
-        decision = await self.follower.advance(window)
+        try:
+            decision = await self.follower.advance(window)
+        except BaseException:
+            if self._next is not None:
+                self._next.base.discard()   # no decision: the work ahead has no model to go onto
+            raise
+        self._settle_training_ahead(before)
         stats.wait_aggregate_s = time.monotonic() - started
         stats.aggregate_from = decision.from_uid if decision.aggregate is not None else None
         stats.model_hash = self.follower.state.hash
@@ -309,4 +392,6 @@ class Miner:
                     handle.write(json.dumps(asdict(stats)) + "\n")
                 done += 1
         finally:
+            if self._next is not None:
+                self._next.base.discard()   # a thread waiting for a decision must not outlive us
             await self.chain.close()

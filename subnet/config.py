@@ -160,6 +160,10 @@ class ProtocolConfig:
     pot_warmup_windows: int = 10        # proof-of-training average counts as 1 before this many evaluations (tplr #644)
     pot_threshold: float = 0.1          # proof-of-training average below this gives weight 0 (Templar bma_threshold)
     pot_ema: float = 0.1                # weight of the newest evaluation in the proof-of-training average
+    par_ratio: float = 0.5              # an evaluation is "at par" when its score is >= this x the window's median
+    par_threshold: float = 0.5          # at-par average (same EMA) below this gives weight 0
+    par_warmup_evaluations: int = 6     # a miner's first evaluations are not judged for par (its error
+                                        # feedback is still filling: a newcomer's updates are smaller)
     missing_penalty: float = 0.75       # score multiplier for a window without a valid upload (Templar 0.75)
     inactivity_decay: float = 0.75      # per window without uploads (Templar 0.75)
     inactivity_reset_windows: int = 3   # ratings reset after this many inactive windows (Templar 3)
@@ -177,7 +181,7 @@ class ProtocolConfig:
             if getattr(self, name) < 1:
                 out.append((name, "must be >= 1"))
         for name in ("upload_grace_blocks", "aggregate_deadline_blocks", "newcomer_slots", "pot_warmup_windows",
-                     "copy_grace_windows"):
+                     "par_warmup_evaluations", "copy_grace_windows"):
             if getattr(self, name) < 0:
                 out.append((name, "must be >= 0"))
         if self.blocks_per_window >= 1 and self.upload_grace_blocks + self.aggregate_deadline_blocks >= self.blocks_per_window:
@@ -193,7 +197,7 @@ class ProtocolConfig:
             out.append(("weight_ramp", "must be >= 1 (the top miner gets at least the bottom one's weight)"))
         if self.openskill_tau < 0:
             out.append(("openskill_tau", "must be >= 0"))
-        for name in ("pot_threshold", "pot_ema", "missing_penalty", "inactivity_decay", "copy_overlap_threshold"):
+        for name in ("pot_threshold", "pot_ema", "par_ratio", "par_threshold", "missing_penalty", "inactivity_decay", "copy_overlap_threshold"):
             if not 0 <= getattr(self, name) <= 1:
                 out.append((name, "must be in [0, 1]"))
         return out

@@ -1,4 +1,5 @@
 """bench/neurons.py's pure parts: the summary of metrics lines and the block-time choice."""
+import dataclasses
 import importlib.util
 import sys
 from pathlib import Path
@@ -93,7 +94,15 @@ def test_block_time_follows_training_unless_the_aggregate_deadline_needs_longer(
     slow = bench.Calibration(train_s=10.0, compress_s=0.0, aggregate_s=0.0, apply_s=0.0, contention=1.0)
     block_time, bound = bench.pick_block_time(slow, p)
     assert bound == "training"
-    assert block_time * p.blocks_per_window == pytest.approx(10.0 / bench.UTILISATION_TARGET + slow.aggregation_delay_s)
+    # Long training hides the aggregate's delay (miners train ahead): only the intent's wait is added.
+    assert block_time * p.blocks_per_window == pytest.approx(10.0 / bench.UTILISATION_TARGET + bench.INTENT_WAIT_S)
+    short = bench.Calibration(train_s=2.5, compress_s=0.0, aggregate_s=0.0, apply_s=0.0, contention=1.0)
+    assert short.aggregation_delay_s > 1.25       # more than half of this training: the rest is waited
+    roomy = dataclasses.replace(p, aggregate_deadline_blocks=4)   # so training, not the deadline, bounds
+    block_time, bound = bench.pick_block_time(short, roomy)
+    assert bound == "training"
+    assert block_time * p.blocks_per_window == pytest.approx(
+        2.5 / bench.UTILISATION_TARGET + short.aggregation_delay_s - 1.25 + bench.INTENT_WAIT_S)
     fast = bench.Calibration(train_s=0.01, compress_s=0.0, aggregate_s=0.0, apply_s=0.0, contention=1.0)
     block_time, bound = bench.pick_block_time(fast, p)
     assert bound == "aggregate deadline"

@@ -4,6 +4,13 @@ A validator measures a miner's update on version w twice: on samples the miner w
 data) and on a random batch it could not predict. The random-data relative improvement is the score;
 "own data improved more than random data" is the proof-of-training signal (a miner that did not train
 on its assignment has no reason to beat the random batch), averaged over evaluations.
+
+Proof of training does not catch work done against another model: a miner that trains on its own
+samples from the model of a few windows ago (declaring the current one) still beats the random
+batch. What gives it away is size: measured on tiny (docs/neurons.md), an update made against the
+model of 2 windows ago improves the current one by a quarter to a third of what honest updates do,
+1 window ago about half. So each evaluation is also compared with the window's median score ("at
+par": at least `par_ratio` of it), averaged like the proof, and gated the same way.
 """
 from __future__ import annotations
 
@@ -50,8 +57,27 @@ class Evaluation:
         return 1.0 if self.own_improvement > self.score else 0.0
 
 
+# Fewer evaluated miners than this in a window give no median to compare with (two miners: each
+# would be judged against the pair's mean, half by itself).
+PAR_MIN_EVALUATED = 3
+
+
+def par_results(scores: dict[int, float], ratio: float) -> dict[int, float]:
+    """{uid: 1.0 if its score >= ratio x the window's median score, else 0.0}. Empty (no judgement)
+    with fewer than PAR_MIN_EVALUATED scores or a median <= 0: when the typical update does not help,
+    the window (model state, batch) says nothing about who fell short."""
+    if len(scores) < PAR_MIN_EVALUATED:
+        return {}
+    ordered = sorted(scores.values())
+    middle = len(ordered) // 2
+    median = ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
+    if not math.isfinite(median) or median <= 0:
+        return {}
+    return {uid: 1.0 if score >= ratio * median else 0.0 for uid, score in scores.items()}
+
+
 def update_pot_average(previous: float | None, proof: float, ema: float) -> float:
-    """Exponential moving average of the proof signal; the first evaluation starts it."""
+    """Exponential moving average of a 0/1 signal (proof of training, at par); the first starts it."""
     if previous is None:
         return float(proof)
     return (1.0 - ema) * previous + ema * proof

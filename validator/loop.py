@@ -53,6 +53,7 @@ from subnet.wire.signing import WIRE_VERSION, sign_json, verify_json
 from validator.copies import find_copies
 from validator.evaluate import Evaluator
 from validator.gauntlet import Evaluation
+from validator.ratings import OK
 from validator.selection import evaluation_picks, rank_ramp_weights, select_peers, to_u16_weights
 from validator.state import load_validator_state, save_validator_state
 
@@ -260,6 +261,13 @@ class Validator:
         stats.evaluate_s = time.monotonic() - started
         return out
 
+    def _no_weight_reason(self, uid: int, verdict: str) -> str:
+        """Why a miner gets no weight: its upload's verdict when it failed, else the gate that is 0,
+        else it ranked below the top-G."""
+        if verdict != OK:
+            return verdict
+        return self.ratings.zero_reason(uid) or "below_top_peers"
+
     def _scores_document(self, window: int, stats: ValidatorWindow, weights: dict[int, float]) -> dict:
         finals = self.ratings.final_scores()
         evaluated = set(stats.evaluated)
@@ -270,7 +278,8 @@ class Validator:
                 "hotkey": self.view.hotkey_of(uid), "verdict": verdict,
                 "score": record.last_score if record is not None and uid in evaluated else None,
                 "rating": self.ratings.ordinal(uid) if record is not None else None,
-                "final_score": finals.get(uid, 0.0), "weight": weights.get(uid, 0.0)}
+                "final_score": finals.get(uid, 0.0), "weight": weights.get(uid, 0.0),
+                "reason": None if weights.get(uid) else self._no_weight_reason(uid, verdict)}
         return {"wire_format": WIRE_VERSION, "kind": "scores", "window": window, "validator_uid": self.uid,
                 "aggregate": {"from_uid": stats.aggregate_from, "result_model_hash": stats.result_hash,
                               "own_peers": stats.peers},
@@ -303,12 +312,12 @@ class Validator:
         await wait_for_block(self.chain, clock.upload_deadline(window, p) + 1)
         slot_closed = time.monotonic()
         await self.view.refresh()
-        # Publish aggregates only once this validator was in the lead order before the window's
-        # decision began, so every node agrees on the order (permits come at the first epoch after
-        # staking; a validator joining mid-decision would be seen by some nodes and not others).
-        publishing = self.uid in self.view.weight_setters
-        if not publishing:
-            await self._set_weights({self.view.owner_uid: 1.0})
+        # Publish aggregates only when in the lead order at the window's first block: that is the
+        # order every follower reads (permits come at the first epoch after staking, and a validator
+        # enters the order with its first weights).
+        publishing = self.uid in await self.view.lead_order_at(clock.first_block(window, p))
+        if self.uid not in self.view.weight_setters:
+            await self._set_weights({self.view.owner_uid: 1.0})  # enter the order for later windows
         self.ratings.sync_hotkeys({u: self.view.hotkey_of(u) for u in self.view.miner_uids() if u != self.uid})
         theta_w = self.follower.state.theta
         uploads = await self.fetch_uploads(window, stats)
@@ -357,8 +366,9 @@ class Validator:
             record = self.ratings.records.get(uid)
             score = f"{record.last_score:+.4f}" if record and record.last_score is not None and uid in stats.evaluated else "-"
             rating = f"{self.ratings.ordinal(uid):.2f}" if record else "-"
+            why = self.ratings.zero_reason(uid) if stats.verdicts[uid] == OK else None
             rows.append(f"  uid {uid:3d} {stats.verdicts[uid]:<16} score {score:>8} rating {rating:>7} "
-                        f"final {finals.get(uid, 0.0):.4f}")
+                        f"final {finals.get(uid, 0.0):.4f}{' (' + why + ')' if why else ''}")
         return "\n".join(rows)
 
     async def run(self, max_windows: int | None = None, stop: asyncio.Event | None = None) -> None:

@@ -3,7 +3,8 @@
 State is one `MinerRecord` per uid, tied to the hotkey behind the uid: a uid that changes hands
 starts fresh, because the rating was earned by someone else. Each window is one match: evaluated
 miners ranked by score, previously seen miners whose upload was missing or rejected tied last
-(Templar's -99 match score). Final score = max(0, ordinal) x proof-of-training gate x penalty.
+(Templar's -99 match score). Final score = max(0, ordinal) x proof-of-training gate x at-par gate
+x penalty; `zero_reason` says which of them made it 0 (published in scores-w).
 """
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from dataclasses import asdict, dataclass, fields
 from openskill.models import PlackettLuce
 
 from subnet.config import ProtocolConfig
-from validator.gauntlet import Evaluation, pot_gate, update_pot_average
+from validator.gauntlet import Evaluation, par_results, pot_gate, update_pot_average
 
 OK = "ok"
 MISSING = "missing"
@@ -32,6 +33,7 @@ class MinerRecord:
     sigma: float
     evaluations: int = 0
     pot_average: float | None = None
+    par_average: float | None = None      # EMA of "score at least par_ratio x the window's median"
     last_evaluated: int | None = None     # window
     last_upload: int | None = None        # window of the last valid upload
     inactive_windows: int = 0             # consecutive windows without any upload
@@ -54,11 +56,15 @@ class MinerRecord:
 _FIELD_TYPES: dict[str, tuple[bool, tuple[type, ...]]] = {
     "uid": (False, (int,)), "hotkey": (False, (str,)), "mu": (False, (int, float)),
     "sigma": (False, (int, float)), "evaluations": (False, (int,)), "pot_average": (True, (int, float)),
+    "par_average": (True, (int, float)),
     "last_evaluated": (True, (int,)), "last_upload": (True, (int,)), "inactive_windows": (False, (int,)),
     "consecutive_negative": (False, (int,)), "penalty": (False, (int, float)),
     "last_score": (True, (int, float)), "last_verdict": (False, (str,)),
 }
-_FLOAT_FIELDS = {"mu", "sigma", "pot_average", "penalty", "last_score"}
+_FLOAT_FIELDS = {"mu", "sigma", "pot_average", "par_average", "penalty", "last_score"}
+# Fields added after the state format's first release: a state file written before them loads with
+# the field's default instead of failing a validator's restart.
+_ADDED_FIELDS = {"par_average": None}
 _NON_NEGATIVE = {"uid", "evaluations", "inactive_windows", "consecutive_negative", "sigma", "penalty"}
 
 
@@ -102,8 +108,9 @@ class Ratings:
                         if verdict != OK and uid in self.records and self.records[uid].seen)
         self._play_match(by_uid, failed)
         guard = self._negative_guard(by_uid)
+        par = par_results({uid: e.score for uid, e in by_uid.items()}, self.protocol.par_ratio)
         for uid, evaluation in by_uid.items():
-            self._apply_evaluation(self.records[uid], window, evaluation, guard)
+            self._apply_evaluation(self.records[uid], window, evaluation, guard, par.get(uid))
         for uid, verdict in verdicts.items():
             record = self.records.get(uid)
             if record is not None:
@@ -144,9 +151,14 @@ class Ratings:
         scores = sorted((e.score for e in evaluated.values()), reverse=True)
         return len(scores) >= NEGATIVE_GUARD_RANK and scores[NEGATIVE_GUARD_RANK - 1] < 0
 
-    def _apply_evaluation(self, record: MinerRecord, window: int, evaluation: Evaluation, guard: bool) -> None:
+    def _apply_evaluation(self, record: MinerRecord, window: int, evaluation: Evaluation, guard: bool,
+                          at_par: float | None) -> None:
         score = evaluation.score
         record.pot_average = update_pot_average(record.pot_average, evaluation.proof, self.protocol.pot_ema)
+        if at_par is not None and record.evaluations >= self.protocol.par_warmup_evaluations:
+            # Judging starts with the benefit of the doubt (1.0), so one bad window is not a zero.
+            previous = 1.0 if record.par_average is None else record.par_average
+            record.par_average = update_pot_average(previous, at_par, self.protocol.pot_ema)
         record.evaluations += 1
         record.last_evaluated = window
         record.last_score = score
@@ -179,13 +191,37 @@ class Ratings:
 
     # -- scores -------------------------------------------------------------------------------
 
+    def _gates(self, record: MinerRecord) -> tuple[float, float]:
+        """(proof-of-training gate, at-par gate)."""
+        p = self.protocol
+        return (pot_gate(record.pot_average, record.evaluations, p.pot_warmup_windows, p.pot_threshold),
+                # Not judged yet (in its warm-up, or never enough evaluated peers): nothing against it.
+                1.0 if record.par_average is None else pot_gate(record.par_average, 1, 0, p.par_threshold))
+
     def final_score(self, uid: int) -> float:
         record = self.records[uid]
-        p = self.protocol
-        if record.consecutive_negative >= p.negative_exclusion:
+        if record.consecutive_negative >= self.protocol.negative_exclusion:
             return 0.0
-        gate = pot_gate(record.pot_average, record.evaluations, p.pot_warmup_windows, p.pot_threshold)
-        return max(0.0, record.ordinal) * gate * record.penalty
+        proof, par = self._gates(record)
+        return max(0.0, record.ordinal) * proof * par * record.penalty
+
+    def zero_reason(self, uid: int) -> str | None:
+        """Why the final score is 0 (None when it is not): not_rated (no record), or the first of
+        negative_streak, no_proof_of_training, below_par, low_rating (ordinal <= 0: it ranks low,
+        or has too few matches yet)."""
+        record = self.records.get(uid)
+        if record is None:
+            return "not_rated"
+        if self.final_score(uid) > 0:
+            return None
+        proof, par = self._gates(record)
+        if record.consecutive_negative >= self.protocol.negative_exclusion:
+            return "negative_streak"
+        if proof == 0:
+            return "no_proof_of_training"
+        if par == 0:
+            return "below_par"
+        return "low_rating"
 
     def final_scores(self) -> dict[int, float]:
         return {uid: self.final_score(uid) for uid in sorted(self.records)}
@@ -224,6 +260,9 @@ def _record_from_json(row: object, where: str) -> MinerRecord:
             raise ValueError(f"{where}.{key}: unknown field")
     values = {}
     for name in names:
+        if name not in row and name in _ADDED_FIELDS:
+            values[name] = _ADDED_FIELDS[name]
+            continue
         if name not in row:
             raise ValueError(f"{where}.{name}: missing")
         value = row[name]

@@ -60,6 +60,19 @@ class Metagraph:
             return None
 
 
+@dataclass
+class ValidatorSet:
+    """Who could lead at one block: the inputs of the aggregate rule's stake order."""
+    netuid: int
+    block: int
+    recorded_at: int
+    uids: list[int]
+    hotkeys: list[str]
+    stake: list[int]
+    validator_permit: list[bool]
+    weight_setters: list[int]
+
+
 class ChainClient:
     def __init__(self, url: str, timeout: float = 10.0, retries: int = 5, backoff: float = 0.1):
         self.url = url.rstrip("/")
@@ -115,6 +128,10 @@ class ChainClient:
 
     async def metagraph(self, netuid: int) -> Metagraph:
         return Metagraph(**(await self._request("GET", f"/metagraph/{netuid}")))
+
+    async def validators_at(self, netuid: int, block: int) -> ValidatorSet:
+        """The validator set as of the start of `block` (ChainCallError `not_kept` when pruned)."""
+        return ValidatorSet(**(await self._request("GET", f"/validators/{netuid}/{block}")))
 
     async def get_all_commitments(self, netuid: int) -> dict[str, str]:
         data = await self._request("GET", f"/commitments/{netuid}")

@@ -25,6 +25,10 @@ from subnet.chain.genesis import ChainParams
 from subnet.chain.store import NeuronRow, Store, SubnetRow
 
 STATE_VERSION = "tessera-devchain-v1"
+# Validator sets by block (the aggregate rule reads the stake order at a window's first block):
+# kept this long, like a pruning node's state (a subtensor lite node keeps 256 blocks).
+VALIDATOR_SET_HISTORY = 4096
+VALIDATOR_SET_PRUNE_EVERY = 256
 
 
 def genesis_hash(params: ChainParams) -> str:
@@ -84,6 +88,7 @@ class ChainNode:
                 root += amount
             s.set_meta("root_tao", root)
             s.set_meta("total_issuance", issuance + root)
+            self._record_validator_sets(0)
 
     def _load_params(self) -> ChainParams:
         from subnet.chain.genesis import SubnetGenesis
@@ -167,7 +172,31 @@ class ChainNode:
             s.set_meta("block", block)
             timestamp = time.time() if now is None else now
             s.add_block(block, timestamp)
+            self._record_validator_sets(block)
         return {"block": block, "timestamp": timestamp, "epochs": epochs}
+
+    # --- validator sets by block ----------------------------------------------------------------
+    def _validator_set_doc(self, netuid: int) -> str:
+        neurons = self.store.neurons(netuid)
+        stakes = self.store.hotkey_stakes(netuid)
+        return json.dumps({
+            "uids": [x.uid for x in neurons], "hotkeys": [x.hotkey for x in neurons],
+            "stake": [stakes.get(x.hotkey, 0) for x in neurons],
+            "validator_permit": [x.validator_permit for x in neurons],
+            "weight_setters": sorted(uid for uid, *_ in self.store.weights(netuid)),
+        }, sort_keys=True)
+
+    def _record_validator_sets(self, block: int) -> None:
+        """Record each subnet's validator set as of this block's start when it changed, so nodes can
+        read "the stake order at the first block of window w" however late they ask (the aggregate
+        rule needs every node to use the same order). Kept for VALIDATOR_SET_HISTORY blocks."""
+        for row in self.store.subnets():
+            doc = self._validator_set_doc(row.netuid)
+            last = self.store.validator_set(row.netuid, block)
+            if last is None or last[1] != doc:
+                self.store.add_validator_set(row.netuid, block, doc)
+            if block % VALIDATOR_SET_PRUNE_EVERY == 0 and block > VALIDATOR_SET_HISTORY:
+                self.store.prune_validator_sets(row.netuid, block - VALIDATOR_SET_HISTORY)
 
     def _epoch_stake(self, netuid: int, neurons: list[NeuronRow]) -> np.ndarray:
         alpha = self.store.hotkey_stakes(netuid)
@@ -237,6 +266,18 @@ class ChainNode:
             "registration_block": [x.registered_block for x in neurons],
             "active": [x.last_update + subnet.activity_cutoff >= block for x in neurons],
         }
+
+    def validator_set(self, netuid: int, block: int) -> dict:
+        """Uids, hotkeys, stake, permits and weight setters of `netuid` as of the start of `block`."""
+        require_subnet(self.store, netuid)
+        head = self.block
+        if block < 0 or block > head:
+            raise ChainError("unknown_block", f"block {block} does not exist (head {head})", 404)
+        row = self.store.validator_set(netuid, block)
+        if row is None:
+            raise ChainError("not_kept", f"the validator set at block {block} is no longer kept "
+                                         f"(history: the last {VALIDATOR_SET_HISTORY} blocks)", 404)
+        return {"netuid": netuid, "block": block, "recorded_at": row[0], **json.loads(row[1])}
 
     def commitments(self, netuid: int) -> dict:
         require_subnet(self.store, netuid)

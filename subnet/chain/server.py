@@ -79,6 +79,8 @@ def make_app(node: ChainNode, block_time: float) -> web.Application:
     routes.get("/blocks/{number}")(query(lambda r: node.block_timestamp(_int_arg(r, "number"))))
     routes.get("/subnets")(query(lambda r: node.subnets()))
     routes.get("/metagraph/{netuid}")(query(lambda r: node.metagraph(_int_arg(r, "netuid"))))
+    routes.get("/validators/{netuid}/{block}")(query(lambda r: node.validator_set(
+        _int_arg(r, "netuid"), _int_arg(r, "block"))))
     routes.get("/commitments/{netuid}")(query(lambda r: node.commitments(_int_arg(r, "netuid"))))
     routes.get("/weights/{netuid}")(query(lambda r: node.weights(_int_arg(r, "netuid"))))
     routes.get("/pool/{netuid}")(query(lambda r: node.pool(_int_arg(r, "netuid"))))

@@ -50,6 +50,8 @@ CREATE TABLE IF NOT EXISTS commitments (
     netuid INTEGER NOT NULL, hotkey TEXT NOT NULL, block INTEGER NOT NULL, data TEXT NOT NULL,
     PRIMARY KEY (netuid, hotkey));
 CREATE TABLE IF NOT EXISTS blocks (number INTEGER PRIMARY KEY, timestamp REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS validator_sets (
+    netuid INTEGER NOT NULL, block INTEGER NOT NULL, doc TEXT NOT NULL, PRIMARY KEY (netuid, block));
 """
 
 
@@ -296,6 +298,20 @@ class Store:
     # --- blocks -------------------------------------------------------------------------------
     def add_block(self, number: int, timestamp: float) -> None:
         self.db.execute("INSERT OR REPLACE INTO blocks VALUES (?, ?)", (number, timestamp))
+
+    def add_validator_set(self, netuid: int, block: int, doc: str) -> None:
+        self.db.execute("INSERT OR REPLACE INTO validator_sets VALUES (?, ?, ?)", (netuid, block, doc))
+
+    def validator_set(self, netuid: int, block: int) -> tuple[int, str] | None:
+        """(block it was recorded at, doc) of the newest set recorded at or before `block`."""
+        return self.db.execute("SELECT block, doc FROM validator_sets WHERE netuid = ? AND block <= ? "
+                               "ORDER BY block DESC LIMIT 1", (netuid, block)).fetchone()
+
+    def prune_validator_sets(self, netuid: int, keep_from: int) -> None:
+        """Drop sets older than `keep_from`, except the one in force at `keep_from`."""
+        in_force = self.validator_set(netuid, keep_from)
+        if in_force is not None:
+            self.db.execute("DELETE FROM validator_sets WHERE netuid = ? AND block < ?", (netuid, in_force[0]))
 
     def block_timestamp(self, number: int) -> float | None:
         row = self.db.execute("SELECT timestamp FROM blocks WHERE number = ?", (number,)).fetchone()

@@ -127,30 +127,46 @@ class Follower:
 
     # --- the rule -------------------------------------------------------------------------------
     async def decide(self, window: int, wait: bool = True) -> tuple[Decision, Params | None]:
-        """Pick aggregate `window` (see the module docstring); returns the decision and the new model."""
+        """Pick aggregate `window` (see the module docstring); returns the decision and the new model.
+
+        "Stored by the deadline" is `clock.stored_before(LastModified, end of the deadline block)`.
+        Before the deadline a node may take the top validator's aggregate only once a block it has
+        seen proves that (the block started at least a second after the object's stamp), so an early
+        taker and a node reading after the deadline always agree."""
         deadline = clock.aggregate_deadline(window, self.protocol)
         started = refreshed = time.monotonic()
         refused: dict[int, str] = {}
+        fetched: dict[int, tuple[bytes, object]] = {}   # read once per decision
         while True:
-            passed = await self.view.chain.get_current_block() > deadline
-            for uid in self.view.lead_order():
+            head = await self.view.chain.get_current_block()
+            passed = head > deadline
+            # The latest time known to lie before the deadline's end: the head block's start.
+            known_end = await self.view.block_timestamp(min(head, deadline + 1))
+            # The stake order at the window's first block: the same for every node, whenever it reads.
+            order = await self.view.lead_order_at(clock.first_block(window, self.protocol))
+            for uid in order:
                 if uid in refused:
                     continue
-                try:
-                    got = await self._fetch(uid, window)
-                except StorageError as exc:
-                    got, reason = None, exc.reason
-                else:
-                    reason = "missing"
+                got = fetched.get(uid)
+                if got is None:
+                    try:
+                        got = await self._fetch(uid, window)
+                    except StorageError as exc:
+                        got, reason = None, exc.reason
+                    else:
+                        reason = "missing"
                 if got is None:
                     if passed:
                         refused[uid] = reason
                         continue
                     break  # a higher-ranked validator may still publish in time
+                fetched[uid] = got
                 data, info = got
-                if passed and info.last_modified.timestamp() > await self.view.block_timestamp(deadline + 1):
-                    refused[uid] = "late"
-                    continue
+                if not clock.stored_before(info.last_modified.timestamp(), known_end):
+                    if passed:
+                        refused[uid] = "late"
+                        continue
+                    break  # in time, or not: the next block tells
                 try:
                     aggregate, theta = self._check(data, window, uid)
                 except InputRejected as exc:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, field
 
-from subnet.chain.client import ChainClient, Metagraph
+from subnet.chain.client import ChainCallError, ChainClient, Metagraph
 from subnet.storage.client import RetryPolicy, StorageClient
 from subnet.storage.commitment import BucketCommitment
 from subnet.storage.discovery import read_bucket_commitments
@@ -39,6 +39,7 @@ class NetworkView:
     owner_hotkey: str | None = None
     _readers: dict[tuple, StorageClient] = field(default_factory=dict)
     _timestamps: dict[int, float] = field(default_factory=dict)
+    _orders: dict[int, list[int]] = field(default_factory=dict)   # block -> lead order at that block
 
     async def refresh(self) -> None:
         self.metagraph, peers, weights, pool = await asyncio.gather(
@@ -74,6 +75,24 @@ class NetworkView:
         if mg is None:
             return []
         return lead_order(mg.uids, mg.stake, mg.validator_permit, self.weight_setters)
+
+    async def lead_order_at(self, block: int) -> list[int]:
+        """The lead order as of the start of `block` (the aggregate rule reads it at the window's
+        first block, so a stake change inside the window cannot make two nodes rank differently).
+        A chain that no longer keeps that block's state gives today's order instead."""
+        order = self._orders.get(block)
+        if order is None:
+            try:
+                at = await self.chain.validators_at(self.netuid, block)
+            except ChainCallError as exc:
+                if exc.reason != "not_kept":
+                    raise
+                return self.lead_order()
+            order = lead_order(at.uids, at.stake, at.validator_permit, set(at.weight_setters))
+            if len(self._orders) > 64:
+                self._orders.clear()
+            self._orders[block] = order
+        return list(order)
 
     def miner_uids(self) -> list[int]:
         """Uids that may upload gradients: everyone but the validators that publish aggregates and

@@ -9,6 +9,9 @@ from __future__ import annotations
 
 from subnet.config import ProtocolConfig
 
+# S3 keeps LastModified in whole seconds, rounded down: an object stamped t was stored in [t, t + 1).
+STORAGE_TIME_RESOLUTION_S = 1.0
+
 
 def window_of(block: int, p: ProtocolConfig) -> int:
     return block // p.blocks_per_window
@@ -44,3 +47,11 @@ def is_weights_window(window: int, p: ProtocolConfig) -> bool:
 
 def is_checkpoint_window(window: int, p: ProtocolConfig) -> bool:
     return window % p.checkpoint_interval == 0
+
+
+def stored_before(last_modified: float, end: float) -> bool:
+    """Whether an object stamped `last_modified` (whole seconds, rounded down) was certainly stored
+    before time `end`. Deciding "stored by the deadline" this way makes every node agree whenever it
+    reads: an object that passes existed before the deadline ended, so even a node that looked right
+    after the deadline saw it, and one stored in the deadline's last second fails for everyone."""
+    return last_modified + STORAGE_TIME_RESOLUTION_S <= end

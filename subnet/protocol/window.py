@@ -16,7 +16,7 @@ TF32 and no fused or reordered kernels) and trains on its device from that copy.
 """
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import torch
@@ -54,6 +54,48 @@ def inner_phase(model: torch.nn.Module, optimizer: torch.optim.Optimizer, theta:
     losses = inner_steps(model, optimizer, batches, train, first_step)
     local = get_params(model)
     return InnerResult({name: theta[name] - local[name] for name in theta}, losses)
+
+
+def inner_phase_rebased(model: torch.nn.Module, optimizer: torch.optim.Optimizer, theta: Params,
+                        batches: Iterable[torch.Tensor], train: TrainConfig, first_step: int,
+                        true_base: Callable[[int], Params | None]) -> InnerResult:
+    """`inner_phase` started before the window's model is known, so a node trains while the
+    aggregate is on its way (as overlapped DiLoCo variants do). It starts from `theta`, the model
+    it holds; before step i it asks `true_base(i)` for the window's model, which may not be known
+    yet (None) and which `true_base(len(batches))` must return (it may block). When it comes, the
+    local weights move by (true - theta) and training goes on: the steps before it were taken a
+    little off the window's model, the rest on it. Pseudo-gradient = true - local, as always."""
+    set_params(model, theta)
+    base, rebased = theta, False
+
+    def rebase_to(new: Params, step: int) -> None:
+        nonlocal base, rebased
+        if step == 0:
+            set_params(model, new)            # nothing trained yet: exactly inner_phase from `new`
+        else:
+            with torch.no_grad():
+                for name, p in model.named_parameters():
+                    p.add_((new[name] - base[name]).to(p.device, p.dtype))
+        base, rebased = new, True
+
+    batches = list(batches)
+
+    def steps():
+        for i, batch in enumerate(batches):
+            if not rebased:
+                new = true_base(i)
+                if new is not None:
+                    rebase_to(new, i)
+            yield batch
+
+    losses = inner_steps(model, optimizer, steps(), train, first_step)
+    if not rebased:
+        new = true_base(len(batches))
+        if new is None:
+            raise ValueError("true_base must return the window's model after the last step")
+        rebase_to(new, len(batches))
+    local = get_params(model)
+    return InnerResult({name: base[name] - local[name] for name in base}, losses)
 
 
 def compress_update(error: Params, pseudo_gradient: Params, codec: CompressionConfig) -> tuple[Params, Packet]:

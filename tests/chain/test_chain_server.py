@@ -255,3 +255,32 @@ def test_dev_advance_exists_only_in_dev_mode(tmp_path, actors):
         assert json.loads(urllib.request.urlopen(proc.url + "/head").read())["block"] >= first + 3
     finally:
         proc.kill()
+
+
+def test_validator_set_is_read_as_of_a_past_block(chain, actors):
+    """The aggregate rule reads the stake order at a window's first block: a stake change or a
+    first set_weights after that block must not change what a late reader sees for it."""
+    async def scenario():
+        async with ChainClient(chain.url) as client:
+            await setup_subnet(client, actors)
+            before = await client.get_current_block()
+            v = (await client.metagraph(1)).uid_of(actors.validator_hot.address)
+            at = await client.validators_at(1, before)
+            assert at.weight_setters == [] and at.validator_permit[v]
+            stake_then = at.stake[v]
+            await client.add_stake(actors.validator_cold, 1, actors.validator_hot.address, 100 * TAO)
+            await client.set_weights(actors.validator_hot, 1, [2], [1])
+            await client.advance(1)
+            now = await client.get_current_block()
+            again = await client.validators_at(1, before)
+            assert (again.stake[v], again.weight_setters) == (stake_then, [])   # history, unchanged
+            later = await client.validators_at(1, now)
+            assert later.stake[v] > stake_then and later.weight_setters == [v]
+            assert later.recorded_at == now and again.recorded_at <= before
+            with pytest.raises(ChainCallError) as future:
+                await client.validators_at(1, now + 1)
+            assert future.value.reason == "unknown_block"
+            with pytest.raises(ChainCallError) as unknown:
+                await client.validators_at(99, now)
+            assert unknown.value.reason == "unknown_subnet"
+    run(scenario())

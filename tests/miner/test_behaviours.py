@@ -91,7 +91,7 @@ def _theta(value: float) -> dict[str, torch.Tensor]:
     return {"w": torch.full((2, 2), value)}
 
 
-def test_stale_model_returns_the_model_of_lag_windows_ago():
+def test_stale_model_returns_the_model_of_lag_versions_ago():
     stale = StaleModel(lag=2)
     with pytest.raises(KeyError):
         stale.theta_for(0)
@@ -100,18 +100,18 @@ def test_stale_model_returns_the_model_of_lag_windows_ago():
     pushed = _theta(1.0)
     stale.push(1, pushed)
     pushed["w"].fill_(99.0)                             # the held copy is the caller's no longer
-    for window in range(2, 8):
-        stale.push(window, _theta(float(window)))
-        assert stale.theta_for(window)["w"][0, 0] == window - 2
-    assert stale.windows == [5, 6, 7]                   # a small ring, not the whole history
+    for version in range(2, 8):
+        stale.push(version, _theta(float(version)))
+        assert stale.theta_for(version)["w"][0, 0] == version - 2
+    assert stale.versions == [5, 6, 7]                   # a small ring, not the whole history
     with pytest.raises(ValueError):
         stale.push(7, _theta(7.0))
 
 
-def test_stale_model_with_skipped_windows_uses_the_newest_old_enough():
+def test_stale_model_with_skipped_versions_uses_the_newest_old_enough():
     stale = StaleModel(lag=3)
-    for window in (0, 1, 5, 6):
-        stale.push(window, _theta(float(window)))
+    for version in (0, 1, 5, 6):
+        stale.push(version, _theta(float(version)))
     assert stale.theta_for(6)["w"][0, 0] == 1.0
     assert stale.theta_for(8)["w"][0, 0] == 5.0
     with pytest.raises(ValueError):

@@ -20,6 +20,7 @@ from subnet.protocol.window import (
     compress_update,
     inner_first_step,
     inner_phase,
+    inner_phase_rebased,
 )
 from subnet.sampler import assigned_samples
 from subnet.train import make_optimizer
@@ -57,6 +58,59 @@ def test_inner_phase_returns_theta_minus_local(tiny_preset, tiny_train, theta):
         assert torch.equal(theta[name], before[name])  # the global model is not touched
         assert torch.equal(result.pseudo_gradient[name], theta[name] - local[name])
     assert update_norm(result.pseudo_gradient) > 0
+
+
+def _phase(tiny_preset, tiny_train, start, true_base=None):
+    model = build_model(tiny_preset.model, tiny_preset.seed)
+    optimizer = make_optimizer(model, tiny_preset.train)
+    ids = assigned_samples(tiny_preset.seed, 1, 0, tiny_preset.samples_per_window, tiny_train.num_samples)
+    batches = tiny_train.batches(ids, tiny_preset.train.batch_size)
+    if true_base is None:
+        return inner_phase(model, optimizer, start, batches, tiny_preset.train, first_step=0), model
+    return inner_phase_rebased(model, optimizer, start, batches, tiny_preset.train, 0, true_base), model
+
+
+def test_rebased_inner_phase_known_at_once_is_the_plain_inner_phase(tiny_preset, tiny_train, theta):
+    new = {n: t + 0.01 for n, t in theta.items()}
+    plain, _ = _phase(tiny_preset, tiny_train, new)
+    rebased, _ = _phase(tiny_preset, tiny_train, theta, lambda step: new)
+    assert all(torch.equal(plain.pseudo_gradient[n], rebased.pseudo_gradient[n]) for n in theta)
+    assert plain.losses == rebased.losses
+
+
+def test_rebased_inner_phase_moves_the_local_weights_when_the_model_arrives(tiny_preset, tiny_train, theta):
+    first, _ = _phase(tiny_preset, tiny_train, theta)
+    new = {n: theta[n] - first.pseudo_gradient[n] for n in theta}   # a realistic next version
+    asked = []
+
+    def arrives_before_step_3(step):
+        asked.append(step)
+        return new if step >= 3 else None
+
+    result, model = _phase(tiny_preset, tiny_train, theta, arrives_before_step_3)
+    assert asked == [0, 1, 2, 3]               # asked before each step until it came, then never
+    local = get_params(model)
+    for name in theta:                         # the update is measured from the window's model
+        assert torch.allclose(result.pseudo_gradient[name], new[name] - local[name])
+    fresh, _ = _phase(tiny_preset, tiny_train, new)
+    steps = tiny_preset.train.inner_steps
+    stale, _ = _phase(tiny_preset, tiny_train, theta, lambda step: new if step == steps else None)
+
+    def distance(a):
+        return update_norm({n: a.pseudo_gradient[n] - fresh.pseudo_gradient[n] for n in theta})
+
+    # 3 of 10 steps off the model: nearer the fresh update than training wholly on the old model.
+    assert 0 < distance(result) < distance(stale)
+
+
+def test_rebased_inner_phase_needs_the_model_by_the_end(tiny_preset, tiny_train, theta):
+    late = {n: t + 0.01 for n, t in theta.items()}
+    steps = tiny_preset.train.inner_steps
+    result, model = _phase(tiny_preset, tiny_train, theta, lambda step: late if step == steps else None)
+    local = get_params(model)
+    assert all(torch.allclose(result.pseudo_gradient[n], late[n] - local[n]) for n in theta)
+    with pytest.raises(ValueError, match="true_base"):
+        _phase(tiny_preset, tiny_train, theta, lambda step: None)
 
 
 def test_schedule_position_counts_applied_aggregates(tiny_preset):

@@ -2,7 +2,7 @@ import math
 
 import pytest
 
-from validator.gauntlet import Evaluation, pot_gate, relative_improvement, update_pot_average
+from validator.gauntlet import Evaluation, par_results, pot_gate, relative_improvement, update_pot_average
 
 
 def test_relative_improvement_formula_and_degenerate_inputs():
@@ -43,3 +43,19 @@ def test_pot_gate_warmup_then_threshold():
     assert pot_gate(0.1, evaluations=2, warmup=2, threshold=0.1) == 0.1
     assert pot_gate(0.7, evaluations=50, warmup=2, threshold=0.1) == 0.7
     assert pot_gate(None, evaluations=0, warmup=0, threshold=0.1) == 0.0
+
+
+def test_par_compares_each_score_with_the_window_median():
+    # Median of (0.01, 0.009, 0.0026) is 0.009: half of it is 0.0045.
+    assert par_results({1: 0.01, 2: 0.009, 3: 0.0026}, 0.5) == {1: 1.0, 2: 1.0, 3: 0.0}
+    # Even count: the mean of the middle two (0.008) sets the bar 0.004.
+    assert par_results({1: 0.01, 2: 0.009, 3: 0.007, 4: 0.0041}, 0.5)[4] == 1.0
+    assert par_results({1: 0.01, 2: 0.009, 3: 0.007, 4: 0.0039}, 0.5)[4] == 0.0
+    # The ratio is read: at 0.3 the low scorer is at par.
+    assert par_results({1: 0.01, 2: 0.009, 3: 0.0028}, 0.3)[3] == 1.0
+
+
+def test_par_gives_no_judgement_without_a_reference():
+    assert par_results({1: 0.01, 2: 0.001}, 0.5) == {}            # two scores: no median to trust
+    assert par_results({1: 0.01, 2: -0.001, 3: -0.002}, 0.5) == {}  # typical update hurts: no bar
+    assert par_results({1: 0.0, 2: 0.0, 3: 0.0}, 0.5) == {}

@@ -204,3 +204,78 @@ def test_protocol_values_are_read_not_assumed(protocol):
     play(ratings, 1, {1: 0.3, 2: 0.2})
     play(ratings, 2, {2: 0.2}, {1: "missing"})
     assert ratings.records[1].penalty == pytest.approx(0.5)
+
+
+def test_below_par_miner_earns_nothing_after_warmup_with_the_reason(protocol):
+    # Three honest miners, one whose updates help a quarter as much (trained on an old model), and
+    # two that hurt, so the weak one is mid-table and its rating alone would pay it.
+    ratings = make(protocol, uids=(1, 2, 3, 4, 5, 6))
+    finals = []
+    for window in range(1, protocol.pot_warmup_windows + 12):
+        play(ratings, window, {1: 0.010, 2: 0.009, 3: 0.011, 4: 0.0025, 5: -0.001, 6: -0.002})
+        finals.append(ratings.final_scores())
+    assert finals[-1][4] == 0.0 and ratings.records[4].ordinal > 0
+    assert ratings.zero_reason(4) == "below_par"
+    assert all(finals[-1][uid] > 0 for uid in (1, 2, 3)) and ratings.zero_reason(1) is None
+    assert ratings.records[4].par_average < protocol.par_threshold <= ratings.records[1].par_average
+    # Without the at-par gate the same history pays it.
+    lenient = make(dataclasses.replace(protocol, par_ratio=0.1), uids=(1, 2, 3, 4, 5, 6))
+    for window in range(1, protocol.pot_warmup_windows + 12):
+        play(lenient, window, {1: 0.010, 2: 0.009, 3: 0.011, 4: 0.0025, 5: -0.001, 6: -0.002})
+    assert lenient.final_score(4) > 0
+
+
+def test_occasional_below_par_window_does_not_zero_an_honest_miner(protocol):
+    ratings = make(protocol, uids=(1, 2, 3))
+    for window in range(1, 12):
+        low = 0.002 if window % 4 == 0 else 0.010   # one window in four is a bad batch for uid 1
+        play(ratings, window, {1: low, 2: 0.009, 3: 0.011})
+    assert ratings.final_score(1) > 0 and ratings.records[1].par_average >= protocol.par_threshold
+
+
+def test_par_needs_three_evaluated_miners(protocol):
+    ratings = make(protocol, uids=(1, 2))
+    for window in range(1, protocol.pot_warmup_windows + 6):
+        play(ratings, window, {1: 0.010, 2: 0.001})
+    assert ratings.records[2].par_average is None and ratings.zero_reason(2) != "below_par"
+
+
+def test_zero_reasons(protocol):
+    ratings = make(protocol, uids=(1, 2, 3))
+    assert ratings.zero_reason(9) == "not_rated"
+    for window in range(1, protocol.pot_warmup_windows + 3):
+        ratings.record_window(window, {1: "ok", 2: "ok", 3: "ok"},
+                              [evaluation(1, 0.01), evaluation(2, 0.3, proof=False), evaluation(3, -0.01)])
+    assert ratings.zero_reason(2) == "no_proof_of_training"
+    assert ratings.zero_reason(3) == "negative_streak"
+    assert ratings.zero_reason(1) is None
+    fresh = make(protocol, uids=(1, 2))
+    assert fresh.zero_reason(1) == "low_rating"  # a record, never evaluated: ordinal 0
+
+
+def test_state_written_before_par_existed_still_loads(protocol):
+    ratings = make(protocol)
+    play(ratings, 1, {1: 0.3, 2: 0.2, 3: 0.1})
+    doc = ratings.to_json()
+    old = dict(doc, records=[{k: v for k, v in row.items() if k != "par_average"} for row in doc["records"]])
+    again = Ratings.from_json(old, protocol)
+    assert all(record.par_average is None for record in again.records.values())
+    assert again.records[1].mu == ratings.records[1].mu
+
+
+def test_a_newcomer_is_not_judged_for_par_while_its_error_feedback_fills(protocol):
+    ratings = make(protocol, uids=(1, 2, 3, 4))
+    warmup = protocol.par_warmup_evaluations
+    # Measured shape on tiny: a newcomer's score climbs from ~0.2x to ~1x the median over ~6 windows.
+    ramp = [0.2, 0.4, 0.5, 0.6, 0.7, 0.8] + [1.0] * 6
+    for window, share in enumerate(ramp[:warmup], start=1):
+        play(ratings, window, {1: 0.010, 2: 0.009, 3: 0.011, 4: 0.010 * share})
+    assert ratings.records[4].par_average is None
+    for window, share in enumerate(ramp[warmup:], start=warmup + 1):
+        play(ratings, window, {1: 0.010, 2: 0.009, 3: 0.011, 4: 0.010 * share})
+    assert ratings.records[4].par_average == 1.0 and ratings.zero_reason(4) != "below_par"
+    # The same miner judged from its first evaluation would have been marked down.
+    eager = make(dataclasses.replace(protocol, par_warmup_evaluations=0), uids=(1, 2, 3, 4))
+    for window, share in enumerate(ramp[:3], start=1):
+        play(eager, window, {1: 0.010, 2: 0.009, 3: 0.011, 4: 0.010 * share})
+    assert eager.records[4].par_average < 1.0
