@@ -24,6 +24,7 @@ import json
 import math
 import os
 import shutil
+import signal
 import statistics
 import sys
 import tempfile
@@ -438,6 +439,8 @@ def positive_int(text: str) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # SIGTERM (a killed bench) unwinds like Ctrl-C, so the network's processes are stopped too.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     parser = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0])
     parser.add_argument("--preset", default="tiny")
     parser.add_argument("--miners", type=positive_int, default=4)

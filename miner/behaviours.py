@@ -8,6 +8,13 @@ Each kind replaces the honest miner's upload; every upload function returns the 
   copycat  another miner's upload of the same window, re-signed under the copier's hotkey and uid
   stale    trains honestly, but against the global model of `lag` versions ago while declaring the
            current model's hash (`StaleModel` keeps the old models)
+  free_rider  trains nothing: uploads a valid, signed update of zeros, or noise of `scale`
+  lazy     trains, but on random samples instead of its assigned ones
+  late     trains honestly and uploads `delay_blocks` after its upload slot closed
+  poisoner trains honestly and uploads its update times `scale` (default -1: the update negated)
+
+Every one signs correctly and declares what an honest miner would (the current model's hash, its
+window and uid): what catches it must be a real check, not a label.
 """
 from __future__ import annotations
 
@@ -23,14 +30,15 @@ from subnet.keys import Keypair
 from subnet.model import Params
 from subnet.wire.gradient import encode_gradient
 
-BEHAVIOURS = frozenset({"garbage", "noise", "copycat", "stale"})
+BEHAVIOURS = frozenset({"garbage", "noise", "copycat", "stale", "free_rider", "lazy", "late", "poisoner"})
 
 DEFAULT_GARBAGE_SIZE = 4096    # bytes
 DEFAULT_NOISE_SCALE = 0.01     # per-element standard deviation, about a pseudo-gradient's size
 
 # Parameters each kind accepts, and whether it requires them.
 _PARAMS = {"garbage": {"size": False}, "noise": {"scale": False}, "copycat": {"victim": True},
-           "stale": {"lag": True}}
+           "stale": {"lag": True}, "free_rider": {"scale": False}, "lazy": {}, "late": {"delay_blocks": False},
+           "poisoner": {"scale": False}}
 
 
 def garbage_bytes(rng: np.random.Generator, size: int) -> bytes:
@@ -55,6 +63,23 @@ def copy_upload(victim_object: bytes, spec: CodecSpec, keypair: Keypair, window:
     # Drop the victim's wire metadata (its hotkey, uid, signature); encode_gradient writes the copier's.
     packet = Packet(codec=victim.codec, tensors=victim.tensors, metadata={})
     return encode_gradient(packet, keypair, window, uid, base_model_hash)
+
+
+def free_rider_update(spec: CodecSpec, scale: float, rng: np.random.Generator) -> Params:
+    """What a miner that trains nothing sends: zeros, or noise far below an honest update's size."""
+    if scale == 0:
+        return {name: torch.zeros(shape) for name, shape in spec.shapes.items()}
+    return {name: torch.from_numpy(rng.normal(0.0, scale, size=shape).astype(np.float32))
+            for name, shape in spec.shapes.items()}
+
+
+def lazy_samples(rng: np.random.Generator, count: int, num_samples: int) -> list[int]:
+    """Random sample ids in place of the assigned ones (the data a lazy miner happens to have)."""
+    return [int(i) for i in rng.choice(num_samples, size=count, replace=False)]
+
+
+def poisoned(update: Params, scale: float) -> Params:
+    return {name: t * scale for name, t in update.items()}
 
 
 class StaleModel:
@@ -124,5 +149,13 @@ def check_behaviour(kind: str, params: dict[str, object]) -> None:
         raise ValueError(f"behaviour 'stale': lag must be an integer >= 1, got {params['lag']!r}")
     if kind == "noise" and "scale" in params and not _positive_number(params["scale"]):
         raise ValueError(f"behaviour 'noise': scale must be a finite number > 0, got {params['scale']!r}")
+    if kind == "free_rider" and "scale" in params and not (_positive_number(params["scale"]) or params["scale"] == 0):
+        raise ValueError(f"behaviour 'free_rider': scale must be a finite number >= 0, got {params['scale']!r}")
+    if kind == "late" and "delay_blocks" in params and not _positive_int(params["delay_blocks"]):
+        raise ValueError(f"behaviour 'late': delay_blocks must be an integer >= 1, got {params['delay_blocks']!r}")
+    if kind == "poisoner" and "scale" in params and not (
+            isinstance(params["scale"], (int, float)) and not isinstance(params["scale"], bool)
+            and math.isfinite(params["scale"]) and params["scale"] != 1):
+        raise ValueError(f"behaviour 'poisoner': scale must be a finite number other than 1, got {params['scale']!r}")
     if kind == "garbage" and "size" in params and not _positive_int(params["size"]):
         raise ValueError(f"behaviour 'garbage': size must be an integer > 0, got {params['size']!r}")

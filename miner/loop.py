@@ -54,6 +54,7 @@ from subnet.wire.signing import ANY_SIGNER, WIRE_VERSION, WireError, sign_json, 
 from miner.overlap import Discarded, TrueBase
 
 INTENT_SLACK_S = 0.05  # past the next whole second: S3 keeps LastModified to the second
+TRAINING_AHEAD_POLL_S = 0.25
 
 
 @dataclass
@@ -164,7 +165,12 @@ class Miner:
 
     # --- one window -----------------------------------------------------------------------------
     def _batches(self, window: int):
-        ids = assigned_samples(self.preset.seed, window, self.uid, self.preset.samples_per_window, self.train.num_samples)
+        if self.behaviour is not None and self.behaviour.kind == "lazy":
+            from miner.behaviours import lazy_samples
+            ids = lazy_samples(self.rng, self.preset.samples_per_window, self.train.num_samples)
+        else:
+            ids = assigned_samples(self.preset.seed, window, self.uid, self.preset.samples_per_window,
+                                   self.train.num_samples)
         return [b.to(self.device) for b in self.train.batches(ids, self.preset.train.batch_size)]
 
     def _autocast(self):
@@ -242,7 +248,10 @@ class Miner:
         if kind == "copycat":
             return await self._copy_of_victim(window, state.hash), stats
         ahead = await self._take_training_ahead(window)
-        if ahead is not None:
+        if kind == "free_rider":
+            from miner.behaviours import free_rider_update
+            delta, losses = free_rider_update(self.spec, float(self.behaviour.params.get("scale", 0.0)), self.rng), []
+        elif ahead is not None:
             delta, losses, stats.train_s = ahead
         else:
             theta = state.theta
@@ -253,9 +262,13 @@ class Miner:
             started = time.monotonic()
             delta, losses = await asyncio.to_thread(self._train, window, theta)
             stats.train_s = time.monotonic() - started
-        stats.train_loss = float(np.mean(losses))
-        tokens = self.preset.samples_per_window * self.preset.model.seq_len
-        stats.tokens_per_s = tokens / max(stats.train_s, 1e-9)
+        if kind == "poisoner":
+            from miner.behaviours import poisoned
+            delta = poisoned(delta, float(self.behaviour.params.get("scale", -1.0)))
+        if losses:
+            stats.train_loss = float(np.mean(losses))
+            tokens = self.preset.samples_per_window * self.preset.model.seq_len
+            stats.tokens_per_s = tokens / max(stats.train_s, 1e-9)
         started = time.monotonic()
         new_error, packet = compress_update(self.error, delta, self.preset.compression)
         self.error = new_error
@@ -318,9 +331,14 @@ class Miner:
         wall_started = time.monotonic()
         p = self.preset.protocol
         data, stats = await self._upload_object(window)
+        late = self.behaviour is not None and self.behaviour.kind == "late"
+        if late:
+            # An adversary that uploads after its slot closed (honest work, too late to count).
+            await wait_for_block(self.chain, clock.upload_deadline(window, p)
+                                 + int(self.behaviour.params.get("delay_blocks", 1)))
         if data is not None and self.uploaded_window < window:
             head = await self.chain.get_current_block()
-            if head > clock.upload_deadline(window, p):
+            if head > clock.upload_deadline(window, p) and not late:
                 stats.note = "missed the upload slot"
             else:
                 started = time.monotonic()
@@ -361,6 +379,10 @@ class Miner:
             self.uid = await join_subnet(self.settings, self.chain, self.view, self.log)
             snapshot = read_snapshot(self.settings, self.log)
             self.follower = await start_follower(self.settings, self.view, snapshot, self.log)
+            if self.behaviour is None:
+                # Training ahead hides the decision's latency; polling often would take the GIL
+                # and CPU from the training thread.
+                self.follower.poll_s = TRAINING_AHEAD_POLL_S
             self._restore(snapshot)
             self.log(f"miner uid {self.uid} holds version {self.follower.state.version} "
                      f"({self.follower.state.hash[:12]}) after window {self.follower.state.window}")
@@ -381,6 +403,8 @@ class Miner:
                 if self.follower.state.window >= window:
                     await wait_for_block(self.chain, clock.first_block(window + 1, p))
                     continue
+                if self._next is not None and self._next.window != window:
+                    self._next.base.discard()   # trained ahead for a window that is gone: stop it now
                 idle = time.monotonic() - idle_since
                 stats = await survive(window, self.window(window), self.log)
                 if stats is None:

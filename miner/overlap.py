@@ -48,7 +48,9 @@ class TrueBase:
         return self._ready.is_set()
 
     def __call__(self, step: int) -> Params | None:
-        """Called by the training thread before step `step` (and once after the last one)."""
+        """Called by the training thread before every step (and once after the last one)."""
+        if self._discarded:
+            raise Discarded("the work ahead was abandoned")
         if not self._ready.is_set() and step < self.early_steps:
             return None
         started = time.monotonic()

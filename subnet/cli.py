@@ -151,6 +151,24 @@ def cmd_train_sim(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_up(args: argparse.Namespace) -> int:
+    from subnet.config import load_preset
+    from subnet.up import UpSettings, run_up
+
+    load_preset(args.preset)   # a bad preset is a usage error before anything starts
+    summary = run_up(UpSettings(neurons_file=args.neurons, run_dir=args.run_dir, preset=args.preset,
+                                windows=args.windows, threads=args.threads, data=args.data, chain_port=args.chain_port,
+                                storage_port=args.storage_port, dashboard=not args.no_dashboard))
+    return 0 if summary is not None or args.windows is None else 1
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from subnet.up import status
+
+    status(args.run_dir)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = OneLineUsageParser(prog="subnet", description="Tessera: incentivised decentralised LLM training.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -189,6 +207,31 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--json", type=Path, help="write results as JSON to this file")
     sim.set_defaults(func=cmd_train_sim)
 
+    up = commands.add_parser("up", help="run the whole local network from neurons.yaml with a live dashboard",
+                             description="Start storage, the dev chain, every validator and miner of the "
+                                         "neurons file as real processes, and show a live dashboard. Ctrl-C "
+                                         "stops everything; --windows N stops after N windows and writes "
+                                         "summary.json and summary.png into the run directory.")
+    up.add_argument("neurons", nargs="?", type=Path, default=Path("neurons.yaml"),
+                    help="the network file (default neurons.yaml)")
+    up.add_argument("--windows", type=positive_int, help="stop after this many completed windows")
+    up.add_argument("--run-dir", type=Path, default=Path("data/run"),
+                    help="logs, state, chain and storage data (default data/run; reused across runs)")
+    up.add_argument("--preset", default=DEFAULT_PRESET, help=f"hparams preset (default: {DEFAULT_PRESET})")
+    up.add_argument("--data", type=Path, help="prepared dataset for every neuron (default: the bundled corpus, "
+                                              "prepared once into ./data/)")
+    up.add_argument("--threads", type=positive_int, default=1, help="torch threads per process (default 1)")
+    up.add_argument("--chain-port", type=int, default=0, help="chain port (default: a free one)")
+    up.add_argument("--storage-port", type=int, default=0, help="storage port (default: a free one)")
+    up.add_argument("--no-dashboard", action="store_true", help="no live dashboard (logs only)")
+    up.set_defaults(func=cmd_up)
+
+    st = commands.add_parser("status", help="the local network's numbers once (running or stopped)",
+                             description="Print the dashboard of `subnet up` once: from the running chain, or "
+                                         "after a run from its chain database and the processes' metrics.")
+    st.add_argument("--run-dir", type=Path, default=Path("data/run"), help="the run directory (default data/run)")
+    st.set_defaults(func=cmd_status)
+
     add_wallet_commands(commands)
     add_chain_commands(commands)
     add_storage_commands(commands)
@@ -207,6 +250,7 @@ RUNTIME_ERRORS = (  # exit 1
     ("subnet.storage.client", "StorageError"), ("subnet.storage.config", "StorageConfigError"),
     ("subnet.storage.seaweed", "SeaweedError"), ("subnet.storage.commitment", "CommitmentError"),
     ("subnet.chain.client", "ChainCallError"), ("subnet.chain.client", "ChainUnavailable"),
+    ("subnet.localnet", "NetworkStartError"), ("subnet.up", "RunDirError"),
     ("builtins", "OSError"),  # files, ports, connections
 )
 PIPE_CLOSED = 141  # 128 + SIGPIPE: what a shell reports for a program its closed output pipe stopped

@@ -21,6 +21,10 @@ import yaml
 from subnet.wallet import create_wallet
 
 
+class NetworkStartError(RuntimeError):
+    """A part of the local network did not come up (its log says why)."""
+
+
 def free_port() -> int:
     """A port the OS just handed out (bound to 0). The caller passes it straight to the server."""
     with socket.socket() as s:
@@ -47,6 +51,7 @@ class LocalNetwork:
     threads: int = 1
     chain_port: int = 0
     storage_port: int = 0
+    prepared: bool = False         # neurons.yaml and wallets are already in `root` (subnet up)
     procs: dict[str, subprocess.Popen] = field(default_factory=dict)
 
     @property
@@ -72,6 +77,8 @@ class LocalNetwork:
         (self.root / "logs").mkdir(exist_ok=True)
         self.chain_port = self.chain_port or free_port()
         self.storage_port = self.storage_port or free_port()
+        if self.prepared:
+            return
         balances = {"owner": 100}
         for wallet in ["owner", *(n.name for n in self.neurons)]:
             if not (self.wallet_dir / wallet).exists():
@@ -114,9 +121,10 @@ class LocalNetwork:
                 if getattr(exc, "code", None) is not None:  # an HTTP error reply: the server is up
                     return
                 if self.procs[name].poll() is not None:
-                    raise RuntimeError(f"{name} exited: {self.log_path(name).read_text()[-2000:]}")
+                    lines = self.log_path(name).read_text(errors="replace").strip().splitlines() or ["(empty log)"]
+                    raise NetworkStartError(f"{name} exited ({self.log_path(name)}): {lines[-1][:300]}")
                 time.sleep(0.2)
-        raise RuntimeError(f"{name} did not come up in {timeout:.0f} s")
+        raise NetworkStartError(f"{name} did not come up in {timeout:.0f} s ({self.log_path(name)})")
 
     def start_infrastructure(self) -> None:
         self.write_files()
@@ -129,7 +137,7 @@ class LocalNetwork:
         deadline = time.monotonic() + 60
         while not all((self.root / "storage" / "neurons" / f"{n.name}.json").is_file() for n in self.neurons):
             if time.monotonic() > deadline:
-                raise RuntimeError("storage wrote no neuron settings in 60 s")
+                raise NetworkStartError("storage wrote no neuron settings in 60 s")
             time.sleep(0.2)
 
     def start_neuron(self, name: str, extra: list[str] | None = None) -> subprocess.Popen:

@@ -37,7 +37,7 @@ from subnet.storage.client import StorageError
 from subnet.wire import names
 from subnet.wire.aggregate import Aggregate, AggregateExpectation, decode_aggregate
 
-POLL_SECONDS = 0.02          # while waiting for an aggregate: miners idle, so look often (local reads)
+POLL_SECONDS = 0.1           # while waiting for an aggregate (each look is a chain and a storage call)
 REFRESH_SECONDS = 0.5        # ...but re-read the metagraph and commitments only this often
 # The top validator's aggregate is refused for one of these: it was made on a lineage this node does
 # not hold, so this node (not the top validator, whose lineage is the network's) has gone astray.
@@ -98,6 +98,7 @@ class Follower:
         self.preset, self.spec, self.view, self.state, self.log = preset, spec, view, state, log
         self.protocol = preset.protocol
         self.checkpoint_dir = checkpoint_dir
+        self.poll_s = POLL_SECONDS     # a miner training ahead polls less: the loop would slow its steps
         self._refollowing = False
 
     # --- reading one validator's aggregate ------------------------------------------------------
@@ -137,6 +138,7 @@ class Follower:
         started = refreshed = time.monotonic()
         refused: dict[int, str] = {}
         fetched: dict[int, tuple[bytes, object]] = {}   # read once per decision
+        certain_at = None   # wall time from which the top validator's aggregate can be proved in time
         while True:
             head = await self.view.chain.get_current_block()
             passed = head > deadline
@@ -162,11 +164,13 @@ class Follower:
                     break  # a higher-ranked validator may still publish in time
                 fetched[uid] = got
                 data, info = got
-                if not clock.stored_before(info.last_modified.timestamp(), known_end):
+                stamp = info.last_modified.timestamp()
+                if not clock.stored_before(stamp, known_end):
                     if passed:
                         refused[uid] = "late"
                         continue
-                    break  # in time, or not: the next block tells
+                    certain_at = stamp + clock.STORAGE_TIME_RESOLUTION_S
+                    break  # in time, or not: a block starting after certain_at tells
                 try:
                     aggregate, theta = self._check(data, window, uid)
                 except InputRejected as exc:
@@ -185,7 +189,9 @@ class Follower:
                 # Past the deadline nobody qualified: the window is skipped. Before it, a
                 # validator may still publish (or join the order), so keep looking.
                 return Decision(window, None, None, refused, time.monotonic() - started), None
-            await asyncio.sleep(POLL_SECONDS)
+            # Nothing can change before certain_at but the head: no need to poll faster than that.
+            pause = self.poll_s if certain_at is None else min(1.0, max(self.poll_s, certain_at - time.time()))
+            await asyncio.sleep(pause)
             if time.monotonic() - refreshed > REFRESH_SECONDS:
                 await self.view.refresh()
                 refreshed = time.monotonic()

@@ -61,10 +61,11 @@ def inner_phase_rebased(model: torch.nn.Module, optimizer: torch.optim.Optimizer
                         true_base: Callable[[int], Params | None]) -> InnerResult:
     """`inner_phase` started before the window's model is known, so a node trains while the
     aggregate is on its way (as overlapped DiLoCo variants do). It starts from `theta`, the model
-    it holds; before step i it asks `true_base(i)` for the window's model, which may not be known
-    yet (None) and which `true_base(len(batches))` must return (it may block). When it comes, the
-    local weights move by (true - theta) and training goes on: the steps before it were taken a
-    little off the window's model, the rest on it. Pseudo-gradient = true - local, as always."""
+    it holds; before every step i it asks `true_base(i)` for the window's model, which may not be
+    known yet (None) and which `true_base(len(batches))` must return (it may block, or raise to
+    abandon the work). When it comes, the local weights move by (true - theta) and training goes
+    on: the steps before it were taken a little off the window's model, the rest on it.
+    Pseudo-gradient = true - local, as always."""
     set_params(model, theta)
     base, rebased = theta, False
 
@@ -82,10 +83,9 @@ def inner_phase_rebased(model: torch.nn.Module, optimizer: torch.optim.Optimizer
 
     def steps():
         for i, batch in enumerate(batches):
-            if not rebased:
-                new = true_base(i)
-                if new is not None:
-                    rebase_to(new, i)
+            new = true_base(i)            # asked every step: it may also say "stop"
+            if new is not None and not rebased:
+                rebase_to(new, i)
             yield batch
 
     losses = inner_steps(model, optimizer, steps(), train, first_step)

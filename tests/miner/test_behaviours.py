@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+import types
 
 import numpy as np
 import pytest
@@ -120,7 +121,9 @@ def test_stale_model_with_skipped_versions_uses_the_newest_old_enough():
 
 @pytest.mark.parametrize("kind, params", [
     ("garbage", {}), ("garbage", {"size": 10}), ("noise", {}), ("noise", {"scale": 0.5}), ("noise", {"scale": 2}),
-    ("copycat", {"victim": "miner-1"}), ("stale", {"lag": 1}),
+    ("copycat", {"victim": "miner-1"}), ("stale", {"lag": 1}), ("free_rider", {}), ("free_rider", {"scale": 0}),
+    ("free_rider", {"scale": 1e-6}), ("lazy", {}), ("late", {}), ("late", {"delay_blocks": 2}), ("poisoner", {}),
+    ("poisoner", {"scale": 10}), ("poisoner", {"scale": -0.5}),
 ])
 def test_check_behaviour_accepts(kind, params):
     assert kind in BEHAVIOURS
@@ -128,7 +131,7 @@ def test_check_behaviour_accepts(kind, params):
 
 
 @pytest.mark.parametrize("kind, params, message", [
-    ("lazy", {}, "not one of"),
+    ("sleepy", {}, "not one of"),
     ("copycat", {}, "missing parameter 'victim'"),
     ("copycat", {"victim": 3}, "victim must be"),
     ("copycat", {"victim": ""}, "victim must be"),
@@ -143,7 +146,27 @@ def test_check_behaviour_accepts(kind, params):
     ("garbage", {"size": 0}, "size must be"),
     ("garbage", {"size": 2.0}, "size must be"),
     ("garbage", {"victim": "x"}, "unknown parameter 'victim'"),
+    ("free_rider", {"scale": -1}, "scale must be"),
+    ("late", {"delay_blocks": 0}, "delay_blocks must be"),
+    ("poisoner", {"scale": 1}, "other than 1"),
+    ("poisoner", {"scale": True}, "scale must be"),
+    ("lazy", {"lag": 1}, "unknown parameter 'lag'"),
 ])
 def test_check_behaviour_refuses(kind, params, message):
     with pytest.raises(ValueError, match=message):
         check_behaviour(kind, params)
+
+
+def test_free_rider_poisoner_and_lazy_updates():
+    from miner.behaviours import free_rider_update, lazy_samples, poisoned
+
+    spec = types.SimpleNamespace(shapes={"a": (2, 3), "b": (4,)})
+    rng = np.random.default_rng(0)
+    zeros = free_rider_update(spec, 0.0, rng)
+    assert all(t.shape == spec.shapes[n] and not t.any() for n, t in zeros.items())
+    tiny = free_rider_update(spec, 1e-6, rng)
+    assert all(0 < float(t.abs().max()) < 1e-4 for t in tiny.values())
+    update = {"a": torch.ones(2, 3)}
+    assert torch.equal(poisoned(update, -1.0)["a"], -torch.ones(2, 3))
+    ids = lazy_samples(rng, 8, 100)
+    assert len(set(ids)) == 8 and all(0 <= i < 100 for i in ids)
