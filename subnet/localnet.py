@@ -96,7 +96,9 @@ class LocalNetwork:
         document = {
             "chain": {"block_time": self.block_time, "balances": balances, "subnets": [{
                 "netuid": 1, "owner": "owner", "pool_tao": 100, "pool_alpha": 100, "tempo": self.tempo,
-                "burn": 1, "max_uids": 64, "max_validators": 16}]},
+                "burn": 1, "max_uids": 64, "max_validators": 16,
+                # Non-voting stake (owner, miners) stops counting after this many blocks (neurons.yaml).
+                "activity_cutoff": 100}]},
             "storage": {"host": "127.0.0.1", "port": self.storage_port, "dir": str(self.root / "storage")},
             "neurons": entries,
         }
