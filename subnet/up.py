@@ -159,17 +159,20 @@ class Watch:
             pool=_get(f"{url}/pool/{NETUID}"), weights=(_get(f"{url}/weights/{NETUID}") or {}).get("weights"),
             metrics={s.name: read_metrics(self.net.state_dir(s.name) / "metrics.jsonl") for s in self.net.neurons},
             alive={name: proc.poll() is None for name, proc in self.net.procs.items()}, hotkeys=self.hotkeys())
-        for spec in self.net.neurons:
-            if spec.role == "validator":
-                for row in obs.metrics[spec.name]:
-                    # The model after each trained window (a skipped one leaves it as it was).
-                    if row.get("held_out_loss") is not None and row.get("aggregate_from") is not None:
-                        self.losses.setdefault(row["window"], row["held_out_loss"])
+        self.collect_losses(obs)
         window = self.completed_window(obs)
         if window is not None and obs.metagraph:
             self.incentive[window] = {s.name: obs.column(s.name, "incentive") or 0.0
                                       for s in self.net.neurons if s.role == "miner"}
         return obs
+
+    def collect_losses(self, obs: Observation) -> None:
+        """The held-out loss after each trained window (a skipped one leaves the model as it was)."""
+        for spec in self.net.neurons:
+            if spec.role == "validator":
+                for row in obs.metrics[spec.name]:
+                    if row.get("held_out_loss") is not None and row.get("aggregate_from") is not None:
+                        self.losses.setdefault(row["window"], row["held_out_loss"])
 
     def completed_window(self, obs: Observation) -> int | None:
         done = [rows[-1]["window"] for s in self.net.neurons if s.role == "validator"
@@ -363,12 +366,7 @@ def status(run_dir: Path, out=None) -> Observation:
     watch = Watch(net, started=None)
     running = _get(f"{net.chain_url}/head") is not None
     obs = watch.observe() if running else observe_stopped(watch)
-    if not running:
-        # observe() collects losses from the metrics; do the same for a stopped network.
-        for spec in net.neurons:
-            for row in obs.metrics.get(spec.name, []) if spec.role == "validator" else []:
-                if row.get("held_out_loss") is not None and row.get("aggregate_from") is not None:
-                    watch.losses.setdefault(row["window"], row["held_out_loss"])
+    watch.collect_losses(obs)
     (out or Console()).print(("network running\n" if running else "network stopped; from its chain database\n"),
                              render(obs, watch, _protocol(net.preset)))
     return obs
