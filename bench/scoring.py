@@ -6,7 +6,8 @@ against the window's median (printed, never asserted). The figures behind `copy_
 
 In one process, with the protocol's own functions: `--honest` miners train from the current model;
 one stale miner trains from the model of `--lag` versions ago (declaring the current one); one
-newcomer joins at window `--join` with a fresh optimizer and error feedback. Every upload is signed
+newcomer joins at window `--join` with a fresh optimizer and error feedback; one lazy miner trains
+on random samples instead of its assigned ones (what proof of training must catch). Every upload is signed
 and checked as a validator checks it, then evaluated as `validator/evaluate.py` does (own samples and
 one shared random batch, the preset's eval settings). The next model is the honest miners'
 aggregate, so the run follows what an honest network would hold.
@@ -50,7 +51,7 @@ def run(preset_name: str, windows: int, honest: int, lag: int, join: int, seed: 
     preset = load_preset(preset_name)
     p = preset.protocol
     train = TokenDataset(default_dataset(preset.model.vocab_size), "train", preset.model.seq_len)
-    kinds = ["honest"] * honest + ["stale", "newcomer"]
+    kinds = ["honest"] * honest + ["stale", "newcomer", "lazy"]
     workers = [Worker(preset) for _ in kinds]
     theta = workers[0].params()
     spec = CodecSpec({n: tuple(t.shape) for n, t in theta.items()}, preset.compression)
@@ -68,7 +69,8 @@ def run(preset_name: str, windows: int, honest: int, lag: int, join: int, seed: 
             if kind == "newcomer" and w < join:
                 continue
             start = versions[max(0, len(versions) - 1 - lag)] if kind == "stale" else theta
-            ids = assigned_samples(preset.seed, w, uid, preset.samples_per_window, train.num_samples)
+            ids = (rng.choice(train.num_samples, preset.samples_per_window, replace=False).tolist() if kind == "lazy"
+                   else assigned_samples(preset.seed, w, uid, preset.samples_per_window, train.num_samples))
             result = inner_phase(workers[uid].model, workers[uid].optimizer, start,
                                  train.batches(ids, preset.train.batch_size), preset.train,
                                  inner_first_step(w, preset.train))
@@ -80,12 +82,14 @@ def run(preset_name: str, windows: int, honest: int, lag: int, join: int, seed: 
         evaluator = Evaluator(scratch, theta, preset.outer.lr * p.eval_lr_scale, norms[(len(norms) - 1) // 2])
         random_batch = train.batch([int(i) for i in rng.choice(train.num_samples, p.random_eval_samples, replace=False)])
         random_before = evaluator.before(random_batch)
-        scores = {}
+        scores, proofs = {}, {}
         for uid, gradient in gradients.items():
             assigned = assigned_samples(preset.seed, w, uid, preset.samples_per_window, train.num_samples)
             own = train.batch([int(i) for i in eval_subset(assigned, p.own_eval_samples, int(rng.integers(1 << 62)))])
-            _, _, _, random_after = evaluator.evaluate(gradient, own, random_batch, random_before)
+            own_before, own_after, _, random_after = evaluator.evaluate(gradient, own, random_batch, random_before)
             scores[uid] = relative_improvement(random_before, random_after)
+            # Proof of training: the update helps its own assigned samples more than random ones.
+            proofs[uid] = relative_improvement(own_before, own_after) > scores[uid]
         median = statistics.median(scores.values())
         honest_uids = [uid for uid, kind in enumerate(kinds) if kind == "honest"]
         overlaps = overlap_matrix([gradients[uid] for uid in honest_uids])
@@ -93,7 +97,8 @@ def run(preset_name: str, windows: int, honest: int, lag: int, join: int, seed: 
         ratio = {uid: (scores[uid] / median if median > 0 else None) for uid in scores}
         row = {"window": w, "median_score": median,
                "honest": [ratio[uid] for uid in honest_uids], "stale": ratio[honest],
-               "newcomer": ratio.get(honest + 1),
+               "newcomer": ratio.get(honest + 1), "lazy": ratio[honest + 2],
+               "proof": {"honest": [proofs[uid] for uid in honest_uids], "lazy": proofs[honest + 2]},
                "honest_overlap_max": max(pairs) if pairs else None,
                "honest_overlap_mean": float(np.mean(pairs)) if pairs else None}
         rows.append(row)
@@ -111,7 +116,8 @@ def _fmt(x: float | None) -> str:
 def format_row(row: dict) -> str:
     honest = " ".join(_fmt(r) for r in row["honest"])
     return (f"window {row['window']:3d} median {row['median_score']:+.4f} | honest {honest} | stale "
-            f"{_fmt(row['stale'])} | newcomer {_fmt(row['newcomer'])} | honest overlap max "
+            f"{_fmt(row['stale'])} | newcomer {_fmt(row['newcomer'])} | lazy {_fmt(row['lazy'])} | proof "
+            f"{''.join('+' if x else '.' for x in row['proof']['honest'])}/{'+' if row['proof']['lazy'] else '.'} | overlap max "
             f"{_fmt(row['honest_overlap_max'])} mean {_fmt(row['honest_overlap_mean'])}")
 
 
@@ -129,6 +135,9 @@ def summarise(rows: list[dict], par_ratio: float, join: int) -> dict:
         "stale_below_par": below([r["stale"] for r in judged]),
         "stale_ratio_median": statistics.median(r["stale"] for r in judged) if judged else None,
         "newcomer_windows_to_par": None if reached is None else reached + 1,
+        "honest_proof_rate": float(np.mean([x for r in rows for x in r["proof"]["honest"]])),
+        "lazy_proof_rate": float(np.mean([r["proof"]["lazy"] for r in rows])),
+        "lazy_ratio_median": statistics.median(r["lazy"] for r in judged) if judged else None,
         "honest_overlap_max": max(r["honest_overlap_max"] for r in rows if r["honest_overlap_max"] is not None),
         "honest_overlap_max_after_window_3": max((r["honest_overlap_max"] for r in rows[3:]
                                                   if r["honest_overlap_max"] is not None), default=None),
