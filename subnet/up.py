@@ -395,7 +395,8 @@ def run_up(settings: UpSettings, out=None) -> dict | None:
     console.print(f"run directory {net.root}")
     if settings.data is not None:
         from subnet.data import TokenDataset
-        TokenDataset(settings.data, "train", load_preset(settings.preset).model.seq_len)  # fails here, not in 5 processes
+        # A bad dataset fails here, once, not in every neuron's process.
+        TokenDataset(settings.data, "train", load_preset(settings.preset).model.seq_len)
         net.data = settings.data.resolve()
     else:
         net.data = default_dataset(load_preset(settings.preset).model.vocab_size).resolve()  # once, first
