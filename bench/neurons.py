@@ -12,9 +12,10 @@ leads) and the miners through `subnet.localnet.LocalNetwork`, waits until every 
 phase (plus compression, the validator's outer step and the follower's apply) is timed in-process
 with the same thread count, training is scaled by the expected CPU contention (every process shares
 the cores), and the window is train / 0.92 plus the part of the expected aggregation delay that
-training ahead does not hide, plus the upload intent's wait (target: miner utilisation >= 0.90). Utilisation = sum of train_s over the windows after a miner's first / the
-wall-clock time those windows took (from the moment the bench saw window 1's metrics line to the
-moment it saw the last one's).
+training ahead does not hide, plus the upload intent's wait (target: miner utilisation >= 0.90).
+Utilisation = sum of train_s over the windows after a miner's first / the wall-clock time those
+windows took (from the moment the bench saw window 1's metrics line to the moment it saw the last
+one's).
 """
 from __future__ import annotations
 

@@ -122,9 +122,12 @@ class StaleModel:
         return [version for version, _ in self._models]
 
 
+def _finite_number(value: object) -> bool:
+    return not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)
+
+
 def _positive_number(value: object) -> bool:
-    return (not isinstance(value, bool) and isinstance(value, (int, float))
-            and math.isfinite(value) and value > 0)
+    return _finite_number(value) and value > 0
 
 
 def _positive_int(value: object, minimum: int = 1) -> bool:
@@ -149,13 +152,11 @@ def check_behaviour(kind: str, params: dict[str, object]) -> None:
         raise ValueError(f"behaviour 'stale': lag must be an integer >= 1, got {params['lag']!r}")
     if kind == "noise" and "scale" in params and not _positive_number(params["scale"]):
         raise ValueError(f"behaviour 'noise': scale must be a finite number > 0, got {params['scale']!r}")
-    if kind == "free_rider" and "scale" in params and not (_positive_number(params["scale"]) or params["scale"] == 0):
+    if kind == "free_rider" and "scale" in params and not (_finite_number(params["scale"]) and params["scale"] >= 0):
         raise ValueError(f"behaviour 'free_rider': scale must be a finite number >= 0, got {params['scale']!r}")
     if kind == "late" and "delay_blocks" in params and not _positive_int(params["delay_blocks"]):
         raise ValueError(f"behaviour 'late': delay_blocks must be an integer >= 1, got {params['delay_blocks']!r}")
-    if kind == "poisoner" and "scale" in params and not (
-            isinstance(params["scale"], (int, float)) and not isinstance(params["scale"], bool)
-            and math.isfinite(params["scale"]) and params["scale"] != 1):
+    if kind == "poisoner" and "scale" in params and not (_finite_number(params["scale"]) and params["scale"] != 1):
         raise ValueError(f"behaviour 'poisoner': scale must be a finite number other than 1, got {params['scale']!r}")
     if kind == "garbage" and "size" in params and not _positive_int(params["size"]):
         raise ValueError(f"behaviour 'garbage': size must be an integer > 0, got {params['size']!r}")

@@ -6,6 +6,7 @@ subprocess with its own log file, talking over sockets; nothing is faked.
 """
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -68,6 +69,19 @@ class LocalNetwork:
 
     def state_dir(self, name: str) -> Path:
         return self.root / "state" / name
+
+    def metrics(self, name: str) -> list[dict]:
+        """The rows of a neuron's metrics.jsonl so far (a line still being written is left out)."""
+        path = self.state_dir(name) / "metrics.jsonl"
+        if not path.is_file():
+            return []
+        rows = []
+        for line in path.read_text().splitlines():
+            try:
+                rows.append(json.loads(line))
+            except ValueError:
+                continue
+        return rows
 
     def log_path(self, name: str) -> Path:
         return self.root / "logs" / f"{name}.log"

@@ -32,6 +32,10 @@ REFRESH_S = 1.0
 NETUID = 1
 
 
+class RunDirError(RuntimeError):
+    """The run directory holds no network (or an unreadable record of one)."""
+
+
 @dataclass
 class UpSettings:
     neurons_file: Path
@@ -100,16 +104,21 @@ def _get(url: str) -> dict | None:
         return None
 
 
-def read_metrics(path: Path) -> list[dict]:
-    if not path.is_file():
-        return []
-    rows = []
-    for line in path.read_text().splitlines():
-        try:
-            rows.append(json.loads(line))
-        except ValueError:
-            continue   # a line being written
-    return rows
+def chain_over_http(url: str) -> tuple:
+    """(head block, metagraph, pool, weights) from a running chain; None for what did not answer."""
+    head = _get(f"{url}/head")
+    return (head.get("block") if head else None, _get(f"{url}/metagraph/{NETUID}"), _get(f"{url}/pool/{NETUID}"),
+            (_get(f"{url}/weights/{NETUID}") or {}).get("weights"))
+
+
+def chain_from_database(db: Path) -> tuple:
+    """The same from a stopped chain's database."""
+    from subnet.chain.node import ChainNode
+
+    if not db.is_file():
+        raise RunDirError(f"{db.parent}: the chain is not running and has no database")
+    node = ChainNode(db)
+    return node.block, node.metagraph(NETUID), node.pool(NETUID), node.weights(NETUID)["weights"]
 
 
 @dataclass
@@ -151,13 +160,12 @@ class Watch:
                 self._hotkeys[spec.name] = load_wallet(spec.name, self.net.wallet_dir).hotkey.address
         return self._hotkeys
 
-    def observe(self) -> Observation:
-        url = self.net.chain_url
-        head = _get(f"{url}/head")
+    def observe(self, chain: tuple | None = None) -> Observation:
+        """One look: `chain` as `chain_over_http` gives it (the default) or `chain_from_database`."""
+        head, metagraph, pool, weights = chain if chain is not None else chain_over_http(self.net.chain_url)
         obs = Observation(
-            head=head.get("block") if head else None, metagraph=_get(f"{url}/metagraph/{NETUID}"),
-            pool=_get(f"{url}/pool/{NETUID}"), weights=(_get(f"{url}/weights/{NETUID}") or {}).get("weights"),
-            metrics={s.name: read_metrics(self.net.state_dir(s.name) / "metrics.jsonl") for s in self.net.neurons},
+            head=head, metagraph=metagraph, pool=pool, weights=weights,
+            metrics={s.name: self.net.metrics(s.name) for s in self.net.neurons},
             alive={name: proc.poll() is None for name, proc in self.net.procs.items()}, hotkeys=self.hotkeys())
         self.collect_losses(obs)
         window = self.completed_window(obs)
@@ -319,10 +327,6 @@ def summary_table(summary: dict) -> object:
 RUN_INFO = "run.json"
 
 
-class RunDirError(RuntimeError):
-    """The run directory holds no network (or an unreadable record of one)."""
-
-
 def write_run_info(net: LocalNetwork) -> None:
     """What `subnet status` needs to find this network again."""
     info = {"chain_url": net.chain_url, "storage_port": net.storage_port, "preset": net.preset,
@@ -344,20 +348,6 @@ def load_run(run_dir: Path) -> LocalNetwork:
         raise RunDirError(f"{path}: unreadable run record: {exc}") from None
 
 
-def observe_stopped(watch: Watch) -> Observation:
-    """The same look from the chain's database when the network is not running."""
-    from subnet.chain.node import ChainNode
-
-    db = watch.net.root / "chain.db"
-    if not db.is_file():
-        raise RunDirError(f"{watch.net.root}: the chain is not running and has no database")
-    node = ChainNode(db)
-    metrics = {s.name: read_metrics(watch.net.state_dir(s.name) / "metrics.jsonl") for s in watch.net.neurons}
-    obs = Observation(head=node.block, metagraph=node.metagraph(NETUID), pool=node.pool(NETUID),
-                      weights=node.weights(NETUID)["weights"], metrics=metrics, alive={}, hotkeys=watch.hotkeys())
-    return obs
-
-
 def status(run_dir: Path, out=None) -> Observation:
     """`subnet status`: the dashboard's numbers once, from the running chain or, after a run, its database."""
     from rich.console import Console
@@ -365,8 +355,7 @@ def status(run_dir: Path, out=None) -> Observation:
     net = load_run(run_dir)
     watch = Watch(net, started=None)
     running = _get(f"{net.chain_url}/head") is not None
-    obs = watch.observe() if running else observe_stopped(watch)
-    watch.collect_losses(obs)
+    obs = watch.observe(None if running else chain_from_database(net.root / "chain.db"))
     (out or Console()).print(("network running\n" if running else "network stopped; from its chain database\n"),
                              render(obs, watch, _protocol(net.preset)))
     return obs

@@ -8,13 +8,14 @@ on its assignment has no reason to beat the random batch), averaged over evaluat
 Proof of training does not catch work done against another model: a miner that trains on its own
 samples from the model of a few windows ago (declaring the current one) still beats the random
 batch. What gives it away is size: measured on tiny (docs/neurons.md), an update made against the
-model of 2 windows ago improves the current one by a quarter to a third of what honest updates do,
-1 window ago about half. So each evaluation is also compared with the window's median score ("at
+model of 2 versions ago improves the current one by about 0.4x the window's median (bench/scoring.py),
+1 version ago about half. So each evaluation is also compared with the window's median score ("at
 par": at least `par_ratio` of it), averaged like the proof, and gated the same way.
 """
 from __future__ import annotations
 
 import math
+import statistics
 from dataclasses import dataclass
 
 # A loss that at least doubled is "destroyed" and all such updates rank equal; this also gives a
@@ -68,9 +69,7 @@ def par_results(scores: dict[int, float], ratio: float) -> dict[int, float]:
     the window (model state, batch) says nothing about who fell short."""
     if len(scores) < PAR_MIN_EVALUATED:
         return {}
-    ordered = sorted(scores.values())
-    middle = len(ordered) // 2
-    median = ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
+    median = statistics.median(scores.values())
     if not math.isfinite(median) or median <= 0:
         return {}
     return {uid: 1.0 if score >= ratio * median else 0.0 for uid, score in scores.items()}

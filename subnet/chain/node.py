@@ -177,14 +177,11 @@ class ChainNode:
 
     # --- validator sets by block ----------------------------------------------------------------
     def _validator_set_doc(self, netuid: int) -> str:
-        neurons = self.store.neurons(netuid)
-        stakes = self.store.hotkey_stakes(netuid)
-        return json.dumps({
-            "uids": [x.uid for x in neurons], "hotkeys": [x.hotkey for x in neurons],
-            "stake": [stakes.get(x.hotkey, 0) for x in neurons],
-            "validator_permit": [x.validator_permit for x in neurons],
-            "weight_setters": sorted(uid for uid, *_ in self.store.weights(netuid)),
-        }, sort_keys=True)
+        """The metagraph's columns the lead order needs, plus who has set weights."""
+        metagraph = self.metagraph(netuid)
+        doc = {key: metagraph[key] for key in ("uids", "hotkeys", "stake", "validator_permit")}
+        doc["weight_setters"] = sorted(uid for uid, *_ in self.store.weights(netuid))
+        return json.dumps(doc, sort_keys=True)
 
     def _record_validator_sets(self, block: int) -> None:
         """Record each subnet's validator set as of this block's start when it changed, so nodes can

@@ -11,7 +11,6 @@ Assertions read what the processes wrote (metrics lines, signed scores in the bu
 from __future__ import annotations
 
 import asyncio
-import json
 import signal
 import time
 
@@ -36,13 +35,6 @@ NEURONS = [
     NeuronSpec("stale", "miner", behaviour={"kind": "stale", "lag": 2}),
 ]
 HONEST = ("m1", "m2", "m3")
-
-
-def metrics(net: LocalNetwork, name: str) -> list[dict]:
-    path = net.state_dir(name) / "metrics.jsonl"
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
 def head(net: LocalNetwork) -> int:
@@ -87,8 +79,8 @@ def scenario(tmp_path_factory, tiny_data_dir):
             net.start_neuron(name)
         for name in ("m1", "m2", "garbage", "copycat", "stale"):
             net.start_neuron(name)
-        wait_until(lambda: len(metrics(net, "m1")) >= 1, "m1's first window", 180, net)
-        start = metrics(net, "m1")[0]["window"]
+        wait_until(lambda: len(net.metrics("m1")) >= 1, "m1's first window", 180, net)
+        start = net.metrics("m1")[0]["window"]
         events["start"] = start
         wait_window(net, start + 3)
         net.start_neuron("m3")
@@ -98,7 +90,7 @@ def scenario(tmp_path_factory, tiny_data_dir):
         net.start_neuron("m1")
         events["m1_restarted"] = clock.window_of(head(net), PROTOCOL)
         wait_window(net, start + 7)
-        lead_uid = metrics(net, "m2")[-1]["aggregate_from"]
+        lead_uid = net.metrics("m2")[-1]["aggregate_from"]
         lead = uid_names(net)[lead_uid]
         backup = "v2" if lead == "v1" else "v1"
         events.update(lead=lead, backup=backup, lead_uid=lead_uid)
@@ -113,10 +105,10 @@ def scenario(tmp_path_factory, tiny_data_dir):
         events["validators_back"] = clock.window_of(head(net), PROTOCOL)
         wait_window(net, events["validators_back"] + 4)
         wait_until(lambda: all(m["window"] >= events["validators_back"] + 3 for name in HONEST
-                               for m in metrics(net, name)[-1:]), "miners after the validators' return", 120, net)
+                               for m in net.metrics(name)[-1:]), "miners after the validators' return", 120, net)
         # Ratings start noisy (a few matches) and an outage pauses weights: payouts may lag the
         # windows; wait (bounded) for the Yuma payouts to reach the first honest miners.
-        wait_until(lambda: all(metrics(net, name)[-1]["alpha_stake"] > metrics(net, name)[0]["alpha_stake"]
+        wait_until(lambda: all(net.metrics(name)[-1]["alpha_stake"] > net.metrics(name)[0]["alpha_stake"]
                                for name in ("m1", "m2")), "payouts to m1 and m2", 120, net)
         yield net, events
     finally:
@@ -132,10 +124,10 @@ def test_every_node_holds_the_same_model_after_every_window(scenario):
     net, _ = scenario
     hashes: dict[int, set[str]] = {}
     for name in ("m1", "m2", "m3", "stale"):
-        for row in metrics(net, name):
+        for row in net.metrics(name):
             hashes.setdefault(row["window"], set()).add(row["model_hash"])
     for name in ("v1", "v2"):
-        for row in metrics(net, name):
+        for row in net.metrics(name):
             hashes.setdefault(row["window"], set()).add(row["result_hash"])
     assert len(hashes) >= 10
     diverged = {w: h for w, h in hashes.items() if len(h) != 1}
@@ -145,10 +137,10 @@ def test_every_node_holds_the_same_model_after_every_window(scenario):
 @pytest.mark.slow
 def test_training_lowers_the_held_out_loss_and_miners_earn(scenario):
     net, events = scenario
-    losses = [row["held_out_loss"] for row in metrics(net, events["backup"])]
+    losses = [row["held_out_loss"] for row in net.metrics(events["backup"])]
     assert losses[-1] < losses[0] - 0.3
     for name in ("m1", "m2"):
-        rows = metrics(net, name)
+        rows = net.metrics(name)
         assert rows[-1]["alpha_stake"] > rows[0]["alpha_stake"], name
 
 
@@ -208,8 +200,8 @@ def test_scores_say_why(scenario):
 @pytest.mark.slow
 def test_late_miner_catches_up_and_is_accepted(scenario):
     net, events = scenario
-    m3 = metrics(net, "m3")
-    m2 = by_window(metrics(net, "m2"))
+    m3 = net.metrics("m3")
+    m2 = by_window(net.metrics("m2"))
     assert m3 and m3[0]["window"] >= events["m3_started"]
     first = m3[0]
     assert first["version"] == m2[first["window"]]["version"] > 0
@@ -223,11 +215,11 @@ def test_late_miner_catches_up_and_is_accepted(scenario):
 def test_failover_and_a_skipped_window(scenario):
     net, events = scenario
     v2_uid = None
-    for row in metrics(net, events["backup"]):
+    for row in net.metrics(events["backup"]):
         if row["aggregate_from"] is not None and events["v1_killed"] + 1 <= row["window"] < events["v2_stopped"]:
             v2_uid = row["aggregate_from"]
     assert v2_uid is not None and v2_uid != events["lead_uid"]
-    m2 = by_window(metrics(net, "m2"))
+    m2 = by_window(net.metrics("m2"))
     # window v2_stopped - 1 was still being aggregated when the backup stopped
     after_kill = [m2[w] for w in range(events["v1_killed"] + 1, events["v2_stopped"] - 1) if w in m2]
     assert after_kill and all(row["aggregate_from"] == v2_uid for row in after_kill)
@@ -236,7 +228,7 @@ def test_failover_and_a_skipped_window(scenario):
     assert skipped
     for w in skipped:
         assert m2[w]["version"] == m2[w - 1]["version"] if w - 1 in m2 else True
-        assert by_window(metrics(net, "m3")).get(w, m2[w])["model_hash"] == m2[w]["model_hash"]
+        assert by_window(net.metrics("m3")).get(w, m2[w])["model_hash"] == m2[w]["model_hash"]
 
 
 @pytest.mark.slow
