@@ -29,6 +29,7 @@ from subnet.chain.client import ChainClient
 from subnet.compression.spec import CodecSpec
 from subnet.data import TokenDataset
 from subnet.hashing import sha256_hex
+from subnet.metrics import MinerMetrics, serve
 from subnet.model import build_model
 from subnet.node.boot import (
     Snapshot,
@@ -55,6 +56,7 @@ from miner.overlap import Discarded, TrueBase
 
 INTENT_SLACK_S = 0.05  # past the next whole second: S3 keeps LastModified to the second
 TRAINING_AHEAD_POLL_S = 0.25
+SYBIL_POLL_S = 0.05
 
 
 @dataclass
@@ -125,7 +127,7 @@ class Miner:
         self.train = TokenDataset(settings.data_dir, "train", self.preset.model.seq_len)
         self.behaviour = settings.behaviour
         if self.behaviour is not None:
-            from miner.behaviours import check_behaviour
+            from miner.behaviour_kinds import check_behaviour
             try:
                 check_behaviour(self.behaviour.kind, dict(self.behaviour.params))
             except ValueError as exc:
@@ -135,7 +137,15 @@ class Miner:
         if self.behaviour is not None and self.behaviour.kind == "stale":
             from miner.behaviours import StaleModel
             self.stale = StaleModel(int(self.behaviour.params.get("lag", 2)))
+        self.sybil, self.sybil_works, self._claim_at = None, False, None
+        if self.behaviour is not None and self.behaviour.kind == "sybil":
+            from miner.behaviours import SybilShare, sybil_worker
+            worker = sybil_worker(settings.name, str(self.behaviour.params["twin"]))
+            # Both state directories sit in one run directory: the share lives beside them.
+            self.sybil = SybilShare(settings.state_dir.parent / "sybil", worker)
+            self.sybil_works = worker == settings.name
         self.metrics_path = settings.state_dir / "metrics.jsonl"
+        self.prometheus = MinerMetrics()
         self._next: Speculation | None = None
         self._optimizer_copy: tuple[dict, dict] | None = None  # what a snapshot saves while training ahead
 
@@ -239,14 +249,21 @@ class Miner:
         stats = MinerWindow(window=window, version=state.version)
         kind = self.behaviour.kind if self.behaviour is not None else None
         hotkey = self.settings.wallet.hotkey
-        if kind == "garbage":
-            return bytes(self.rng.bytes(int(self.behaviour.params.get("size", 4096)))), stats
-        if kind == "noise":
+        if kind == "malformed":
+            from miner.behaviour_kinds import MALFORMED_VARIANTS
+            from miner.behaviours import malformed_upload
+            variant = str(self.behaviour.params.get("variant") or MALFORMED_VARIANTS[window % len(MALFORMED_VARIANTS)])
+            stats.note = f"malformed: {variant}"
+            return malformed_upload(variant, self.spec, hotkey, window, self.uid, state.hash, self.rng,
+                                    int(self.behaviour.params.get("size", 4096))), stats
+        if kind == "noisy":
             from miner.behaviours import noise_upload
             return noise_upload(self.spec, hotkey, window, self.uid, state.hash,
                                 float(self.behaviour.params.get("scale", 0.01)), self.rng), stats
-        if kind == "copycat":
+        if kind == "copier":
             return await self._copy_of_victim(window, state.hash), stats
+        if self.sybil is not None and not self.sybil_works:
+            return await self._twin_upload(window, state.hash), stats
         ahead = await self._take_training_ahead(window)
         if kind == "free_rider":
             from miner.behaviours import free_rider_update
@@ -279,6 +296,7 @@ class Miner:
     async def _copy_of_victim(self, window: int, base: str) -> bytes | None:
         from miner.behaviours import copy_upload
         victim = str(self.behaviour.params.get("victim", ""))
+        noise = float(self.behaviour.params.get("noise", 0.0))
         deadline = clock.upload_deadline(window, self.preset.protocol)
         while await self.chain.get_current_block() <= deadline - 1:
             for uid in self.view.miner_uids():
@@ -291,17 +309,41 @@ class Miner:
                 except StorageError:
                     continue
                 try:
-                    return copy_upload(bytes(obj), self.spec, self.settings.wallet.hotkey, window, self.uid, base)
+                    return await asyncio.to_thread(copy_upload, bytes(obj), self.spec, self.settings.wallet.hotkey,
+                                                   window, self.uid, base, noise, self.rng)
                 except ValueError:
                     continue
             await asyncio.sleep(0.2)
         return None
+
+    async def _twin_upload(self, window: int, base: str) -> bytes | None:
+        """The sybil twin: the worker's upload of this window, re-signed as ours, once it is shared."""
+        from miner.behaviours import copy_upload
+        deadline = clock.upload_deadline(window, self.preset.protocol)
+        while await self.chain.get_current_block() <= deadline - 1:
+            shared = self.sybil.read(window)
+            if shared is not None:
+                data, self._claim_at = shared
+                return copy_upload(data, self.spec, self.settings.wallet.hotkey, window, self.uid, base)
+            await asyncio.sleep(SYBIL_POLL_S)
+        return None
+
+    async def _share_with_twin(self, window: int, data: bytes) -> None:
+        """The sybil worker: hand the upload to the twin, both to claim it at the same whole second."""
+        # The next whole second at least half a second away: time for the twin to see it and re-sign.
+        self._claim_at = math.floor(time.time() + 0.5) + 1.0
+        await asyncio.to_thread(self.sybil.publish, window, data, self._claim_at)
+        self.sybil.prune(window - 2)
 
     async def _put_intent(self, window: int, data: bytes) -> None:
         """Store the signed sha256 of the upload, then let a full second pass before the upload.
         S3 keeps LastModified to the second: a copier that re-uploads our gradient within the same
         second ties with us on the gradient, but its own intent can only come after it saw our
         gradient, a second after ours. The validator orders identical uploads by their intents."""
+        if self._claim_at is not None:
+            # A sybil pair claims its one piece of work under both hotkeys at the same moment.
+            await asyncio.sleep(max(0.0, self._claim_at + INTENT_SLACK_S - time.time()))
+            self._claim_at = None
         intent = sign_json({"wire_format": WIRE_VERSION, "kind": "gradient_intent", "window": window,
                             "uid": self.uid, "gradient_sha256": sha256_hex(data)}, self.settings.wallet.hotkey)
         key = names.gradient_intent_key(window, self.uid)
@@ -342,6 +384,8 @@ class Miner:
                 stats.note = "missed the upload slot"
             else:
                 started = time.monotonic()
+                if self.sybil is not None and self.sybil_works:
+                    await self._share_with_twin(window, data)
                 await self._put_intent(window, data)
                 await asyncio.to_thread(put_once, self.writer, self.bucket, names.gradient_key(window, self.uid), data)
                 stats.upload_s = time.monotonic() - started
@@ -375,6 +419,8 @@ class Miner:
     # --- the process ----------------------------------------------------------------------------
     async def run(self, max_windows: int | None = None, stop: asyncio.Event | None = None) -> None:
         torch.set_num_threads(self.settings.threads)
+        if self.settings.metrics_port:
+            serve(self.prometheus.registry, self.settings.metrics_port)
         try:
             self.uid = await join_subnet(self.settings, self.chain, self.view, self.log)
             snapshot = read_snapshot(self.settings, self.log)
@@ -414,6 +460,8 @@ class Miner:
                 self.log(stats.line())
                 with open(self.metrics_path, "a") as handle:
                     handle.write(json.dumps(asdict(stats)) + "\n")
+                self.prometheus.record(stats, bytes_up_total=self.writer.bytes_sent,
+                                       bytes_down_total=self.view.bytes_received + self.writer.bytes_received)
                 done += 1
         finally:
             if self._next is not None:

@@ -53,6 +53,7 @@ class LocalNetwork:
     chain_port: int = 0
     storage_port: int = 0
     prepared: bool = False         # neurons.yaml and wallets are already in `root` (subnet up)
+    metrics_ports: dict[str, int] = field(default_factory=dict)   # name ("chain" too) -> Prometheus port
     procs: dict[str, subprocess.Popen] = field(default_factory=dict)
 
     @property
@@ -99,16 +100,19 @@ class LocalNetwork:
                 create_wallet(wallet, self.wallet_dir)
         for n in self.neurons:
             balances[n.name] = 1000 if n.role == "validator" else 100
+        for name in ["chain", *(n.name for n in self.neurons)]:
+            self.metrics_ports.setdefault(name, free_port())
         entries = []
         for n in self.neurons:
-            entry = {"name": n.name, "role": n.role, "wallet": n.name}
+            entry = {"name": n.name, "role": n.role, "wallet": n.name, "metrics_port": self.metrics_ports[n.name]}
             if n.stake is not None:
                 entry["stake"] = n.stake
             if n.behaviour is not None:
                 entry["behaviour"] = n.behaviour
             entries.append(entry)
         document = {
-            "chain": {"block_time": self.block_time, "balances": balances, "subnets": [{
+            "chain": {"block_time": self.block_time, "metrics_port": self.metrics_ports["chain"], "balances": balances,
+                      "subnets": [{
                 "netuid": 1, "owner": "owner", "pool_tao": 100, "pool_alpha": 100, "tempo": self.tempo,
                 "burn": 1, "max_uids": 64, "max_validators": 16,
                 # Non-voting stake (owner, miners) stops counting after this many blocks (neurons.yaml).

@@ -10,9 +10,10 @@ Sections, each optional:
               role       miner | validator | owner
               wallet     the wallet holding its keys (default: the name)
               stake      TAO its hotkey stakes (optional)
-              behaviour  how an adversary misbehaves (optional): a kind (`copycat`), or a mapping
-                         with `kind` and parameters of plain values (`{kind: noise, scale: 3.0}`);
-                         what a kind means is up to the neuron that runs it
+              behaviour  how an adversary misbehaves (optional): a kind (`lazy`), or a mapping
+                         with `kind` and parameters of plain values (`{kind: noisy, scale: 3.0}`);
+                         what a kind means is up to the neuron that runs it (miner/behaviour_kinds.py)
+              metrics_port  where the process serves Prometheus metrics (optional; docs/metrics.md)
 An unknown key, a wrong type or a duplicate name is a NeuronsError naming the file and the key.
 """
 from __future__ import annotations
@@ -38,7 +39,7 @@ _KIND = re.compile(r"^[a-z][a-z0-9_-]{0,63}$")
 _PARAM = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 _HOST = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$")
 _SECTIONS = ("chain", "storage", "neurons")
-_NEURON_KEYS = ("name", "role", "wallet", "stake", "behaviour")
+_NEURON_KEYS = ("name", "role", "wallet", "stake", "behaviour", "metrics_port")
 
 
 class NeuronsError(ValueError):
@@ -65,6 +66,7 @@ class Neuron:
     wallet: str
     stake: int | None = None          # rao
     behaviour: Behaviour | None = None
+    metrics_port: int | None = None
 
 
 @dataclass(frozen=True)
@@ -103,13 +105,17 @@ def _string(value: object, where: str, pattern: re.Pattern, rule: str) -> str:
     return value
 
 
+def parse_port(value: object, where: str) -> int:
+    if type(value) is not int or not 1 <= value <= 65535:
+        raise NeuronsError(f"{where}: must be an int in [1, 65535], got {value!r}")
+    return value
+
+
 def parse_storage(data: object, path: str) -> StorageSettings:
     section = _mapping(data, f"{path}: storage", ("host", "port", "dir"))
     defaults = StorageSettings()
     host = _string(section.get("host", defaults.host), f"{path}: storage.host", _HOST, "a host name or IPv4 address")
-    port = section.get("port", defaults.port)
-    if type(port) is not int or not 1 <= port <= 65535:
-        raise NeuronsError(f"{path}: storage.port: must be an int in [1, 65535], got {port!r}")
+    port = parse_port(section.get("port", defaults.port), f"{path}: storage.port")
     directory = section.get("dir", str(defaults.dir))
     if not isinstance(directory, str) or not directory.strip():
         raise NeuronsError(f"{path}: storage.dir: must be a non-empty path, got {directory!r}")
@@ -164,7 +170,8 @@ def parse_neuron(data: object, where: str) -> Neuron:
         except GenesisError as exc:
             raise NeuronsError(str(exc)) from None
     behaviour = parse_behaviour(entry["behaviour"], f"{where}.behaviour") if "behaviour" in entry else None
-    return Neuron(name=name, role=role, wallet=wallet, stake=stake, behaviour=behaviour)
+    metrics_port = parse_port(entry["metrics_port"], f"{where}.metrics_port") if "metrics_port" in entry else None
+    return Neuron(name=name, role=role, wallet=wallet, stake=stake, behaviour=behaviour, metrics_port=metrics_port)
 
 
 def parse_neurons(data: object, path: str) -> tuple[Neuron, ...]:

@@ -60,6 +60,26 @@ def wallet_names(document: dict) -> list[str]:
     return [n for n in dict.fromkeys(names) if isinstance(n, str) and not SS58.match(n)]
 
 
+def check_behaviours(network) -> None:
+    """Each adversary's kind and parameters, and that the neurons it names are other miners."""
+    from miner.behaviour_kinds import check_behaviour, referenced_neurons
+
+    miners = {n.name for n in network.neurons if n.role == "miner"}
+    for index, neuron in enumerate(network.neurons):
+        if neuron.behaviour is None:
+            continue
+        where = f"{network.path}: neurons[{index}].behaviour"
+        if neuron.role != "miner":
+            raise NeuronsError(f"{where}: only a miner has a behaviour ({neuron.name} is a {neuron.role})")
+        try:
+            check_behaviour(neuron.behaviour.kind, dict(neuron.behaviour.params))
+        except ValueError as exc:
+            raise NeuronsError(f"{where}: {exc}") from None
+        for other in referenced_neurons(neuron.behaviour.kind, dict(neuron.behaviour.params)):
+            if other == neuron.name or other not in miners:
+                raise NeuronsError(f"{where}: {other!r} is not another miner of this file")
+
+
 def prepare_run(settings: UpSettings) -> LocalNetwork:
     """The run directory's neurons.yaml (the user's, with storage and ports pointed into the run)
     and wallets; refuses a broken file before anything starts."""
@@ -72,7 +92,7 @@ def prepare_run(settings: UpSettings) -> LocalNetwork:
     document = load_yaml(source, NeuronsError, "neurons file") or {}
     if not isinstance(document, dict):
         raise NeuronsError(f"{source}: must be a mapping of sections")
-    load_network(source, with_chain=False)          # every neuron key checked before anything exists
+    check_behaviours(load_network(source, with_chain=False))   # every neuron key checked before anything exists
     root = settings.run_dir.resolve()
     (root / "logs").mkdir(parents=True, exist_ok=True)
     wallets = root / "wallets"
@@ -83,15 +103,28 @@ def prepare_run(settings: UpSettings) -> LocalNetwork:
     storage["dir"] = str(root / "storage")
     storage["port"] = settings.storage_port or free_port()
     document["storage"] = storage
+    # Every process serves Prometheus metrics: on the file's port where it names one, else a free one.
+    chain = document.get("chain")
+    if chain is None:
+        chain = document["chain"] = {}
+    if isinstance(chain, dict):
+        chain.setdefault("metrics_port", free_port())
+    for entry in document.get("neurons") or []:
+        if isinstance(entry, dict) and entry.get("role") in ("miner", "validator"):
+            entry.setdefault("metrics_port", free_port())
     target = root / "neurons.yaml"
     atomic_write(target, yaml.safe_dump(document, sort_keys=False).encode())
     network = load_network(target, wallet_dir=wallets)   # the chain section too, now the wallets exist
-    specs = [NeuronSpec(n.name, n.role) for n in network.neurons if n.role in ("miner", "validator")]
+    specs = [NeuronSpec(n.name, n.role, behaviour={"kind": n.behaviour.kind, **n.behaviour.params} if n.behaviour else None)
+             for n in network.neurons if n.role in ("miner", "validator")]
+    ports = {n.name: n.metrics_port for n in network.neurons if n.metrics_port is not None}
+    if isinstance(chain, dict) and chain.get("metrics_port"):
+        ports["chain"] = chain["metrics_port"]
     if not any(s.role == "validator" for s in specs) or not any(s.role == "miner" for s in specs):
         raise NeuronsError(f"{source}: neurons: a network needs at least one validator and one miner")
     return LocalNetwork(root=root, neurons=specs, block_time=network.block_time or 1.0, preset=settings.preset,
                         threads=settings.threads, chain_port=settings.chain_port or free_port(),
-                        storage_port=storage["port"], prepared=True)
+                        storage_port=storage["port"], prepared=True, metrics_ports=ports)
 
 
 # --- watching it ----------------------------------------------------------------------------------
@@ -232,8 +265,12 @@ def render(obs: Observation, watch: Watch, protocol) -> object:
                      if losses else "held-out loss: no window completed yet")
     pool = obs.pool or {}
     tao, alpha = pool.get("tao", 0), pool.get("alpha", 0)
+    emission = pool.get("last_block_emission")
+    per_block = (f"emission/block {emission['tao'] / 1e9:.4f} TAO (in {emission['tao_in'] / 1e9:.4f}), "
+                 f"alpha in {emission['alpha_in'] / 1e9:.4f} out {emission['alpha_out'] / 1e9:.4f}"
+                 if emission else "emission/block: -")
     pool_line = Text(f"pool: price {pool.get('price', 0):.4f} TAO/alpha, reserves {tao / 1e9:,.2f} TAO / "
-                     f"{alpha / 1e9:,.2f} alpha")
+                     f"{alpha / 1e9:,.2f} alpha\n{per_block}")
     miners = Table(title="miners", expand=False, min_width=78)
     for column in ("name", "status", "window", "loss", "score", "incentive", "alpha"):
         miners.add_column(column, justify="right" if column not in ("name", "status") else "left")
@@ -330,7 +367,8 @@ RUN_INFO = "run.json"
 def write_run_info(net: LocalNetwork) -> None:
     """What `subnet status` needs to find this network again."""
     info = {"chain_url": net.chain_url, "storage_port": net.storage_port, "preset": net.preset,
-            "neurons": [{"name": s.name, "role": s.role} for s in net.neurons]}
+            "neurons": [{"name": s.name, "role": s.role} for s in net.neurons],
+            "metrics": {name: f"http://127.0.0.1:{port}/metrics" for name, port in net.metrics_ports.items()}}
     atomic_write(net.root / RUN_INFO, (json.dumps(info, indent=2) + "\n").encode())
 
 

@@ -43,7 +43,7 @@ def test_every_field_round_trips(tmp_path):
         storage: {host: localhost, port: 9100, dir: /srv/s3}
         neurons:
           - {name: lead, role: validator, wallet: lead-wallet, stake: 12.5}
-          - {name: copier, role: miner, behaviour: copycat}
+          - {name: copier, role: miner, behaviour: copier, metrics_port: 9201}
           - name: noisy
             role: miner
             stake: 0
@@ -55,7 +55,7 @@ def test_every_field_round_trips(tmp_path):
     assert network.storage == StorageSettings(host="localhost", port=9100, dir=Path("/srv/s3"))
     assert network.neurons == (
         Neuron("lead", "validator", "lead-wallet", stake=12_500_000_000),
-        Neuron("copier", "miner", "copier", behaviour=Behaviour("copycat")),
+        Neuron("copier", "miner", "copier", behaviour=Behaviour("copier"), metrics_port=9201),
         Neuron("noisy", "miner", "noisy", stake=0,
                behaviour=Behaviour("noise", {"scale": 3.0, "targets": [1, 2], "quiet": True, "note": None})),
         Neuron("boss", "owner", "boss"))
@@ -84,10 +84,12 @@ def test_empty_sections_mean_defaults(tmp_path):
      r"neurons\[1\]\.name: duplicate name 'a'"),
     ("neurons:\n  - {name: a, role: miner, wallet: ../x}\n", r"neurons\[0\]\.wallet: must be a wallet name"),
     ("neurons:\n  - {name: a, role: miner, stake: -1}\n", r"neurons\[0\]\.stake"),
+    ("neurons:\n  - {name: a, role: miner, metrics_port: 70000}\n", r"neurons\[0\]\.metrics_port: must be an int"),
+    ("neurons:\n  - {name: a, role: miner, metrics_port: '9100'}\n", r"neurons\[0\]\.metrics_port: must be an int"),
     ("neurons:\n  - {name: a, role: miner, stake: lots}\n", r"neurons\[0\]\.stake"),
     ("neurons:\n  - {name: a, role: miner, stake: 0.0000000001}\n", r"neurons\[0\]\.stake"),
     ("neurons:\n  - {name: a, role: miner, behaviour: Copy Cat}\n", r"neurons\[0\]\.behaviour: must be a kind"),
-    ("neurons:\n  - {name: a, role: miner, behaviour: [copycat]}\n", r"neurons\[0\]\.behaviour: must be a kind"),
+    ("neurons:\n  - {name: a, role: miner, behaviour: [copier]}\n", r"neurons\[0\]\.behaviour: must be a kind"),
     ("neurons:\n  - {name: a, role: miner, behaviour: {scale: 1}}\n", r"neurons\[0\]\.behaviour: missing 'kind'"),
     ("neurons:\n  - {name: a, role: miner, behaviour: {kind: x, opts: {deep: 1}}}\n",
      r"neurons\[0\]\.behaviour\.opts: must be a string, number"),

@@ -2,8 +2,12 @@
 
 Buckets are world-readable, so a lazy miner can fetch a peer's gradient and re-sign it. Honest miners
 train on different samples, so their kept positions overlap little (two independent top-k picks
-share about k/chunk of them); a copy shares nearly all. Only the later uploader (by the storage's
-time, ties by uid) is marked: the earlier one could not have copied what did not exist yet.
+share about k/chunk of them); a copy shares nearly all. Only the later uploader (by when it claimed
+the upload) is marked: the earlier one could not have copied what did not exist yet. Two copies
+claimed at the same moment are both marked: a copier sees an upload only after it is stored, a
+whole storage second after the original's claim (miner/loop.py `_put_intent`), so a tie means one
+operator uploading one piece of work under two hotkeys (a sybil pair), which must not pay twice,
+and neither can be told apart as the original.
 """
 from __future__ import annotations
 
@@ -71,19 +75,23 @@ def overlap_matrix(gradients: list[Gradient]) -> np.ndarray:
 def find_copies(uploads: list[tuple[int, float, Gradient]], threshold: float) -> dict[int, tuple[int, float]]:
     """{copier_uid: (original_uid, overlap)} for each upload whose index overlap with an earlier one
     is >= threshold or whose decoded values equal an earlier one's. The original named is the
-    earlier upload it overlaps most (ties: the earliest)."""
+    earlier upload it overlaps most (ties: the earliest). An upload that a copy claimed at the same
+    moment is marked too, as that one's copy."""
     ordered = sorted(uploads, key=lambda upload: (upload[1], upload[0]))
     fingerprints = [values_fingerprint(gradient) for _, _, gradient in ordered]
     copies: dict[int, tuple[int, float]] = {}
     for later in range(1, len(ordered)):
-        uid, _, gradient = ordered[later]
+        uid, claimed, gradient = ordered[later]
         best: tuple[int, float] | None = None
         for earlier in range(later):
-            original, _, other = ordered[earlier]
+            original, claimed_before, other = ordered[earlier]
             overlap = index_overlap(gradient, other)
-            is_copy = overlap >= threshold or fingerprints[later] == fingerprints[earlier]
-            if is_copy and (best is None or overlap > best[1]):
+            if not (overlap >= threshold or fingerprints[later] == fingerprints[earlier]):
+                continue
+            if best is None or overlap > best[1]:
                 best = (original, overlap)
+            if claimed_before == claimed and original not in copies:
+                copies[original] = (uid, overlap)
         if best is not None:
             copies[uid] = best
     return copies

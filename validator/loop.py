@@ -28,6 +28,7 @@ from subnet.chain.client import ChainCallError, ChainClient
 from subnet.compression.spec import CodecSpec
 from subnet.data import TokenDataset
 from subnet.errors import InputRejected
+from subnet.metrics import ValidatorMetrics, serve
 from subnet.model import build_model, model_hash, set_params
 from subnet.node.boot import (
     Snapshot,
@@ -108,6 +109,8 @@ class Validator:
         self.ratings_path = settings.state_dir / "ratings.json"
         self.ratings, self.extra = load_validator_state(self.ratings_path, self.protocol)
         self.metrics_path = settings.state_dir / "metrics.jsonl"
+        self.prometheus = ValidatorMetrics()
+        self.weights: dict[int, float] = {}   # the last window's weights (set on chain or not)
         self._checkpoint_thread: threading.Thread | None = None
 
     # --- start-up -------------------------------------------------------------------------------
@@ -336,8 +339,8 @@ class Validator:
         # window's aggregate must not wait for them.
         evaluations = await self.evaluate(window, theta_w, uploads, stats, clock.upload_deadline(window + 1, p) - 1)
         self.ratings.record_window(window, stats.verdicts, evaluations)
-        weights = rank_ramp_weights(self.ratings.final_scores(), p.peers_per_window, p.weight_ramp,
-                                    self.view.owner_uid)
+        weights = self.weights = rank_ramp_weights(self.ratings.final_scores(), p.peers_per_window, p.weight_ramp,
+                                                   self.view.owner_uid)
         if clock.is_weights_window(window, p):
             stats.weights_set = await self._set_weights(weights)
         document = self._scores_document(window, stats, weights)
@@ -348,6 +351,13 @@ class Validator:
         stats.held_out_loss = await asyncio.to_thread(self._held_out_loss)
         self._save()
         return stats
+
+    def _record_metrics(self, stats: ValidatorWindow) -> None:
+        mg = self.view.metagraph
+        stake = mg.stake[mg.uids.index(self.uid)] if mg is not None and self.uid in mg.uids else None
+        self.prometheus.record(stats, uid=self.uid, ratings={u: self.ratings.ordinal(u) for u in self.ratings.records},
+                               weights=self.weights, stake=stake, bytes_up_total=self.writer.bytes_sent,
+                               bytes_down_total=self.view.bytes_received + self.writer.bytes_received)
 
     def _held_out_loss(self) -> float:
         set_params(self.scratch, self.follower.state.theta)
@@ -373,6 +383,8 @@ class Validator:
 
     async def run(self, max_windows: int | None = None, stop: asyncio.Event | None = None) -> None:
         torch.set_num_threads(self.settings.threads)
+        if self.settings.metrics_port:
+            serve(self.prometheus.registry, self.settings.metrics_port)
         try:
             self.uid = await join_subnet(self.settings, self.chain, self.view, self.log)
             await self._stake_and_announce()
@@ -400,6 +412,7 @@ class Validator:
                 self.log(self.table(stats))
                 with open(self.metrics_path, "a") as handle:
                     handle.write(json.dumps(asdict(stats), default=str) + "\n")
+                self._record_metrics(stats)
                 done += 1
         finally:
             if self._checkpoint_thread is not None:

@@ -154,9 +154,12 @@ class Ratings:
     def _apply_evaluation(self, record: MinerRecord, window: int, evaluation: Evaluation, guard: bool,
                           at_par: float | None) -> None:
         score = evaluation.score
-        record.pot_average = update_pot_average(record.pot_average, evaluation.proof, self.protocol.pot_ema)
+        # Both averages start from the benefit of the doubt (1.0): an honest miner's first evaluation
+        # fails the proof about one time in twelve (bench/scoring.py), and starting the average there
+        # zeroed it for the next four evaluations (a dozen windows on a busy subnet).
+        previous = 1.0 if record.pot_average is None else record.pot_average
+        record.pot_average = update_pot_average(previous, evaluation.proof, self.protocol.pot_ema)
         if at_par is not None and record.evaluations >= self.protocol.par_warmup_evaluations:
-            # Judging starts with the benefit of the doubt (1.0), so one bad window is not a zero.
             previous = 1.0 if record.par_average is None else record.par_average
             record.par_average = update_pot_average(previous, at_par, self.protocol.pot_ema)
         record.evaluations += 1

@@ -11,7 +11,7 @@ from pathlib import Path
 def run_chain(args: argparse.Namespace) -> int:
     from aiohttp import web
 
-    from subnet.chain.genesis import ChainParams, load_chain_params
+    from subnet.chain.genesis import ChainParams, chain_metrics_port, load_chain_params
     from subnet.chain.node import ChainNode
     from subnet.chain.server import make_app
 
@@ -19,6 +19,7 @@ def run_chain(args: argparse.Namespace) -> int:
                                else (ChainParams(), None))
     block_time = args.block_time if args.block_time is not None else (
         1.0 if file_block_time is None else file_block_time)
+    metrics_port = args.metrics_port or (chain_metrics_port(args.neurons) if args.neurons else None)
     listener = listen(args.host, args.port)  # before the db: a busy port is an error, not a new chain
     try:
         args.db.parent.mkdir(parents=True, exist_ok=True)
@@ -35,7 +36,13 @@ def run_chain(args: argparse.Namespace) -> int:
     print(f"tessera dev chain on http://{args.host}:{port} ({mode}); db {args.db}, "
           f"{'resumed at' if resumed else 'genesis'} block {node.block}, genesis {node.genesis_hash[:16]}",
           flush=True)
-    web.run_app(make_app(node, block_time), sock=listener, print=None)
+    metrics = None
+    if metrics_port:
+        from subnet.metrics import ChainMetrics, serve
+        metrics = ChainMetrics()
+        serve(metrics.registry, metrics_port, args.host)
+        print(f"metrics on http://{args.host}:{metrics_port}/metrics", flush=True)
+    web.run_app(make_app(node, block_time, metrics), sock=listener, print=None)
     return 0
 
 
@@ -57,6 +64,16 @@ def non_negative_seconds(text: str) -> float:
     return value
 
 
+def port_number(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if not 1 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"must be a port in [1, 65535], got {value}")
+    return value
+
+
 def add_chain_commands(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("chain", help="run the local dev chain (dTAO emission, Yuma consensus)",
                               description="Run the local dev chain: an aiohttp JSON API (docs/chain-api.md) "
@@ -71,4 +88,7 @@ def add_chain_commands(subparsers: argparse._SubParsersAction) -> None:
                    help="neurons.yaml whose `chain:` section holds the genesis balances and subnets")
     p.add_argument("--genesis", type=Path, dest="neurons", help=argparse.SUPPRESS)  # the old name
     p.add_argument("--wallet-dir", type=Path, help="where wallet names in the neurons file are looked up")
+    p.add_argument("--metrics-port", type=port_number, metavar="PORT",
+                   help="serve Prometheus metrics on HOST:PORT/metrics (default: the neurons file's "
+                        "chain.metrics_port, else none; docs/metrics.md)")
     p.set_defaults(func=run_chain)

@@ -124,7 +124,7 @@ def parse_chain_params(data: object, path: str = "<genesis>", wallet_dir: Path |
     if not isinstance(data, dict):
         raise GenesisError(f"{path}: chain: must be a mapping")
     known = {"emission_model", "tao_weight", "max_commitment_bytes", "balances", "subnets", "root_stake",
-             "block_time"}
+             "block_time", "metrics_port"}
     for key in data:
         if key not in known:
             raise GenesisError(f"{path}: chain.{key}: unknown key (known: {', '.join(sorted(known))})")
@@ -172,3 +172,13 @@ def load_chain_params(path: Path, wallet_dir: Path | None = None) -> tuple[Chain
                                    or not 0 <= block_time < 3600):
         raise GenesisError(f"{path}: chain.block_time must be a number of seconds in [0, 3600), got {block_time!r}")
     return parse_chain_params(section, str(path), wallet_dir), block_time
+
+
+def chain_metrics_port(path: Path) -> int | None:
+    """The `chain:` section's metrics_port (where `subnet chain` serves Prometheus metrics), or None."""
+    doc = load_yaml(path, error=GenesisError, what="genesis file")
+    section = (doc or {}).get("chain") if isinstance(doc, dict) else None
+    port = section.get("metrics_port") if isinstance(section, dict) else None
+    if port is not None and (type(port) is not int or not 1 <= port <= 65535):
+        raise GenesisError(f"{path}: chain.metrics_port: must be an int in [1, 65535], got {port!r}")
+    return port

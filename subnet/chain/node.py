@@ -54,6 +54,9 @@ class ChainNode:
         self.params = self._load_params()
         self.genesis_hash = self.store.get_meta("genesis_hash")
         self.amm_params = Params(model=self.params.emission_model, tao_weight=self.params.tao_weight)
+        # The last block's coinbase per subnet, for display (GET /pool): not state, so not stored;
+        # a restarted chain shows it again from its next block.
+        self._last_emission: dict[int, dict] = {}
 
     # --- genesis ------------------------------------------------------------------------------
     def _genesis(self, params: ChainParams, now: float) -> None:
@@ -154,6 +157,8 @@ class ChainNode:
                 row.pending_validator = sub.pending.validator
                 row.protocol_alpha, row.alpha_recycled = sub.protocol_alpha, sub.alpha_recycled
             block = self.block + 1
+            emission = {i.netuid: {"block": block, "tao": i.tao_emission, "tao_in": i.tao_in, "alpha_in": i.alpha_in,
+                                   "alpha_out": i.alpha_out} for i in result.injections}
             payouts = {p.netuid: p for p in result.payouts}
             epochs = []
             # Every due epoch runs, even with nothing to pay (emission off): permits, consensus and
@@ -173,6 +178,7 @@ class ChainNode:
             timestamp = time.time() if now is None else now
             s.add_block(block, timestamp)
             self._record_validator_sets(block)
+        self._last_emission = emission   # after the commit: a failed block shows nothing of itself
         return {"block": block, "timestamp": timestamp, "epochs": epochs}
 
     # --- validator sets by block ----------------------------------------------------------------
@@ -292,7 +298,8 @@ class ChainNode:
                 "price": r.pool_tao / r.pool_alpha if r.pool_alpha else 0.0, "ema_price": r.ema_price,
                 "alpha_issuance": r.alpha_issuance, "protocol_alpha": r.protocol_alpha,
                 "pending": {"owner": r.pending_owner, "miner": r.pending_miner, "validator": r.pending_validator},
-                "burn": r.burn, "tempo": r.tempo, "owner": r.owner, "owner_hotkey": r.owner_hotkey}
+                "burn": r.burn, "tempo": r.tempo, "owner": r.owner, "owner_hotkey": r.owner_hotkey,
+                "last_block_emission": self._last_emission.get(netuid)}
 
     def subnets(self) -> dict:
         return {"netuids": [r.netuid for r in self.store.subnets()]}

@@ -8,6 +8,7 @@ import time
 
 from aiohttp import web
 
+from subnet.chain.calls import HANDLERS
 from subnet.chain.envelope import ChainError
 from subnet.chain.node import ChainNode
 
@@ -61,18 +62,42 @@ async def json_errors(request: web.Request, handler):
                                  status=500)
 
 
-def make_app(node: ChainNode, block_time: float) -> web.Application:
-    """block_time > 0: a block every block_time seconds; 0: dev mode, blocks only on POST /dev/advance."""
+def measured(metrics):
+    """Middleware that counts each request by kind (a call's name, else the route) and outcome (ok
+    or the error code a handler noted) and times it, for `subnet.metrics.ChainMetrics`."""
+    @web.middleware
+    async def middleware(request: web.Request, handler):
+        started = time.perf_counter()
+        response = await handler(request)
+        resource = request.match_info.route.resource
+        route = resource.canonical if resource is not None else "unmatched"
+        kind = request.get("call_kind") or f"{request.method} {route}"
+        outcome = request.get("outcome") or ("ok" if response.status < 400 else f"http_{response.status}")
+        metrics.observe(kind, outcome, time.perf_counter() - started)
+        return response
+    return middleware
+
+
+def make_app(node: ChainNode, block_time: float, metrics=None) -> web.Application:
+    """block_time > 0: a block every block_time seconds; 0: dev mode, blocks only on POST /dev/advance.
+    `metrics`: a `subnet.metrics.ChainMetrics` to record requests and the block height in."""
     dev = block_time == 0
-    app = web.Application(client_max_size=node.params.max_call_bytes, middlewares=[json_errors])
+    middlewares = [json_errors] if metrics is None else [measured(metrics), json_errors]
+    app = web.Application(client_max_size=node.params.max_call_bytes, middlewares=middlewares)
     routes = web.RouteTableDef()
+    if metrics is not None:
+        metrics.block.set_function(lambda: node.block)
+
+    def refused(request: web.Request, exc: ChainError) -> web.Response:
+        request["outcome"] = exc.reason
+        return _error(exc)
 
     def query(handler):
         async def wrapped(request: web.Request) -> web.Response:
             try:
                 return web.json_response(handler(request))
             except ChainError as exc:
-                return _error(exc)
+                return refused(request, exc)
         return wrapped
 
     routes.get("/head")(query(lambda r: {**node.head(), "block_time": block_time, "dev": dev}))
@@ -92,9 +117,12 @@ def make_app(node: ChainNode, block_time: float) -> web.Application:
     @routes.post("/call")
     async def call(request: web.Request) -> web.Response:
         try:
-            return web.json_response(node.apply_call(parse_body(await request.read())))
+            body = parse_body(await request.read())
+            name = body.get("call") if isinstance(body, dict) else None
+            request["call_kind"] = f"call {name}" if isinstance(name, str) and name in HANDLERS else "call (unknown)"
+            return web.json_response(node.apply_call(body))
         except ChainError as exc:
-            return _error(exc)
+            return refused(request, exc)
 
     if dev:
         @routes.post("/dev/advance")

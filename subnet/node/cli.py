@@ -8,6 +8,7 @@ import sys
 import time
 from pathlib import Path
 
+from subnet.chain.cli import port_number
 from subnet.cli import DEFAULT_PRESET, OneLineUsageParser, positive_int, run_command
 from subnet.node.settings import DEFAULT_CHAIN_URL, NodeSettings, SettingsError, from_flags, from_neurons_file
 
@@ -35,6 +36,9 @@ def build_parser(role: str, description: str) -> argparse.ArgumentParser:
     run.add_argument("--device", default="cpu", help="cpu or cuda (bf16 autocast for the inner steps)")
     run.add_argument("--threads", type=positive_int, default=1, help="torch threads (default 1)")
     run.add_argument("--windows", type=positive_int, help="stop after this many windows (default: run until stopped)")
+    run.add_argument("--metrics-port", type=port_number, metavar="PORT",
+                     help="serve Prometheus metrics on 127.0.0.1:PORT/metrics (default: the neurons file's "
+                          "metrics_port, else none; docs/metrics.md)")
     return parser
 
 
@@ -48,8 +52,8 @@ def settings_from_args(args: argparse.Namespace, role: str) -> NodeSettings:
             raise SettingsError("--neurons needs --name (which neuron of the file this process is)")
         return from_neurons_file(args.neurons, args.name, role, wallet_dir=args.wallet_dir, chain_url=args.chain,
                                  preset=args.preset, data=args.data,
-                                 state_dir=args.state_dir,
-                                 device=args.device, threads=args.threads)
+                                 state_dir=args.state_dir, device=args.device, threads=args.threads,
+                                 metrics_port=args.metrics_port)
     missing = [flag for flag, value in (("--wallet", args.wallet), ("--netuid", args.netuid),
                                         ("--storage", args.storage)) if value is None]
     if missing:
@@ -58,7 +62,8 @@ def settings_from_args(args: argparse.Namespace, role: str) -> NodeSettings:
     stake = to_rao(args.stake) if getattr(args, "stake", None) else None
     return from_flags(role, wallet=args.wallet, netuid=args.netuid, chain_url=args.chain or DEFAULT_CHAIN_URL,
                       storage_file=args.storage, wallet_dir=args.wallet_dir, preset=args.preset, data=args.data,
-                      state_dir=args.state_dir, stake=stake, device=args.device, threads=args.threads)
+                      state_dir=args.state_dir, stake=stake, device=args.device, threads=args.threads,
+                      metrics_port=args.metrics_port)
 
 
 def log_line(name: str):

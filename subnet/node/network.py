@@ -115,6 +115,11 @@ class NetworkView:
             client = self._readers[key] = StorageClient(bucket.s3_config(), retry=PEER_RETRY)
         return client, bucket.bucket
 
+    @property
+    def bytes_received(self) -> int:
+        """Bytes read from peers' buckets by this view's reader clients so far."""
+        return sum(client.bytes_received for client in self._readers.values())
+
     async def block_timestamp(self, block: int) -> float:
         if block not in self._timestamps:
             self._timestamps[block] = await self.chain.get_block_timestamp(block)

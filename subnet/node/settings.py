@@ -44,6 +44,7 @@ class NodeSettings:
     behaviour: object = None  # subnet.neurons.Behaviour for adversaries, else None
     device: str = "cpu"
     threads: int = 1
+    metrics_port: int | None = None  # Prometheus metrics (docs/metrics.md); None: not served
 
 
 def default_dataset(vocab_size: int, root: Path = DEFAULT_DATA_ROOT) -> Path:
@@ -70,7 +71,8 @@ def default_dataset(vocab_size: int, root: Path = DEFAULT_DATA_ROOT) -> Path:
 
 def from_neurons_file(path: Path, name: str, role: str, *, wallet_dir: Path | None = None,
                       chain_url: str | None = None, preset: str = "tiny", data: Path | None = None,
-                      state_dir: Path | None = None, device: str = "cpu", threads: int = 1) -> NodeSettings:
+                      state_dir: Path | None = None, device: str = "cpu", threads: int = 1,
+                      metrics_port: int | None = None) -> NodeSettings:
     from subnet.neurons import NeuronsError, load_network
 
     network = load_network(path, wallet_dir=wallet_dir, with_chain=True)
@@ -91,13 +93,14 @@ def from_neurons_file(path: Path, name: str, role: str, *, wallet_dir: Path | No
         chain_url=chain_url or DEFAULT_CHAIN_URL, storage=load_neuron_storage(storage_file), preset=loaded,
         data_dir=data or default_dataset(loaded.model.vocab_size),
         state_dir=state_dir or DEFAULT_DATA_ROOT / "state" / name, stake=neuron.stake,
-        behaviour=neuron.behaviour, device=device, threads=threads)
+        behaviour=neuron.behaviour, device=device, threads=threads,
+        metrics_port=metrics_port if metrics_port is not None else neuron.metrics_port)
 
 
 def from_flags(role: str, *, wallet: str, netuid: int, chain_url: str, storage_file: Path,
                wallet_dir: Path | None = None, preset: str = "tiny", data: Path | None = None,
                state_dir: Path | None = None, stake: int | None = None, device: str = "cpu",
-               threads: int = 1) -> NodeSettings:
+               threads: int = 1, metrics_port: int | None = None) -> NodeSettings:
     if not Path(storage_file).is_file():
         raise SettingsError(f"--storage {storage_file}: no such file")
     loaded = load_preset(preset)
@@ -105,4 +108,5 @@ def from_flags(role: str, *, wallet: str, netuid: int, chain_url: str, storage_f
         name=wallet, role=role, wallet=load_wallet(wallet, wallet_dir), netuid=netuid, chain_url=chain_url,
         storage=load_neuron_storage(storage_file), preset=loaded,
         data_dir=data or default_dataset(loaded.model.vocab_size),
-        state_dir=state_dir or DEFAULT_DATA_ROOT / "state" / wallet, stake=stake, device=device, threads=threads)
+        state_dir=state_dir or DEFAULT_DATA_ROOT / "state" / wallet, stake=stake, device=device, threads=threads,
+        metrics_port=metrics_port)

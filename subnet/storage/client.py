@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -120,6 +121,9 @@ class StorageClient:
         self.retry = retry or RetryPolicy()
         self._sleep = sleep
         self._rng = random.Random()
+        self._tally_lock = threading.Lock()
+        self.bytes_sent = 0        # object bytes this client stored (puts, parts)
+        self.bytes_received = 0    # object bytes it read (every range of every get)
         self.s3 = boto3.session.Session().client(
             "s3", endpoint_url=config.endpoint_url, aws_access_key_id=config.access_key,
             aws_secret_access_key=config.secret_key, region_name=config.region,
@@ -152,9 +156,17 @@ class StorageClient:
         if max_bytes is not None and len(data) > max_bytes:
             raise StorageError("too_large", f"{key}: {len(data)} bytes exceeds the limit of {max_bytes}")
         if len(data) >= self.transfer.multipart_threshold:
-            return self._put_multipart(bucket, key, data, content_type)
-        response = self._retry(lambda: self.s3.put_object(Bucket=bucket, Key=key, Body=data, ContentType=content_type))
-        return response["ETag"]
+            etag = self._put_multipart(bucket, key, data, content_type)
+        else:
+            etag = self._retry(lambda: self.s3.put_object(Bucket=bucket, Key=key, Body=data,
+                                                          ContentType=content_type))["ETag"]
+        self._count(sent=len(data))
+        return etag
+
+    def _count(self, sent: int = 0, received: int = 0) -> None:
+        with self._tally_lock:   # parts of one object move on several threads
+            self.bytes_sent += sent
+            self.bytes_received += received
 
     def _put_multipart(self, bucket: str, key: str, data: bytes, content_type: str) -> str:
         upload_id = self._retry(lambda: self.s3.create_multipart_upload(
@@ -189,7 +201,9 @@ class StorageClient:
         def call():
             response = self.s3.get_object(Bucket=bucket, Key=key, Range=f"bytes={first}-{last}")
             return response, response["Body"].read()  # inside the retry: body errors are retried too
-        return self._retry(call)
+        response, body = self._retry(call)
+        self._count(received=len(body))
+        return response, body
 
     def get(self, bucket: str, key: str, max_bytes: int) -> bytes | bytearray:
         """The whole object (a bytearray when it took several parts); StorageError('too_large')

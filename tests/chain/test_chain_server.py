@@ -284,3 +284,23 @@ def test_validator_set_is_read_as_of_a_past_block(chain, actors):
                 await client.validators_at(99, now)
             assert unknown.value.reason == "unknown_subnet"
     run(scenario())
+
+
+def test_pool_shows_the_last_blocks_emission(chain, actors):
+    async def go():
+        async with ChainClient(chain.url) as client:
+            first = await client.get_pool(1)
+            await client.advance(5)
+            before = await client.get_pool(1)
+            await client.advance(1)
+            after = await client.get_pool(1)
+            return first, before, after, await client.get_current_block()
+
+    first, before, after, head = run(go())
+    assert first["last_block_emission"] is None             # no block made by this process yet
+    emission = after["last_block_emission"]
+    assert emission["block"] == head and before["last_block_emission"]["block"] == head - 1
+    assert 0 <= emission["tao_in"] <= emission["tao"] and emission["alpha_out"] > 0
+    # What the block minted is what the subnet's alpha issuance grew by; the TAO it injected is in the pool.
+    assert after["alpha_issuance"] - before["alpha_issuance"] == emission["alpha_in"] + emission["alpha_out"]
+    assert after["tao"] - before["tao"] == emission["tao"]

@@ -1,8 +1,8 @@
 """The whole network as real processes (SeaweedFS, `subnet chain`, validators, miners; tiny preset).
 
 One scenario, windows counted from the first window the miners train in:
-  - validators v1 (more stake: the lead) and v2, honest miners m1 and m2, adversaries: garbage bytes,
-    a copycat of m1, a miner training against the model of 2 windows ago;
+  - validators v1 (more stake: the lead) and v2, honest miners m1 and m2, adversaries: malformed payloads,
+    a copier of m1, a miner training against the model of 2 windows ago;
   - m3 joins 3 windows late; m1 is restarted (SIGTERM) mid-run;
   - v1 is killed (SIGKILL): v2's aggregates are picked; then v2 is stopped too, so a window has no
     aggregate at all and every node skips it; both validators come back and keep their ratings.
@@ -30,8 +30,8 @@ PROTOCOL = load_preset("tiny").protocol
 NEURONS = [
     NeuronSpec("v1", "validator", stake=200), NeuronSpec("v2", "validator", stake=100),
     NeuronSpec("m1", "miner"), NeuronSpec("m2", "miner"), NeuronSpec("m3", "miner"),
-    NeuronSpec("garbage", "miner", behaviour="garbage"),
-    NeuronSpec("copycat", "miner", behaviour={"kind": "copycat", "victim": "m1"}),
+    NeuronSpec("malformed", "miner", behaviour="malformed"),
+    NeuronSpec("copier", "miner", behaviour={"kind": "copier", "victim": "m1"}),
     NeuronSpec("stale", "miner", behaviour={"kind": "stale", "lag": 2}),
 ]
 HONEST = ("m1", "m2", "m3")
@@ -77,7 +77,7 @@ def scenario(tmp_path_factory, tiny_data_dir):
         net.start_infrastructure()
         for name in ("v1", "v2"):
             net.start_neuron(name)
-        for name in ("m1", "m2", "garbage", "copycat", "stale"):
+        for name in ("m1", "m2", "malformed", "copier", "stale"):
             net.start_neuron(name)
         wait_until(lambda: len(net.metrics("m1")) >= 1, "m1's first window", 180, net)
         start = net.metrics("m1")[0]["window"]
@@ -110,9 +110,20 @@ def scenario(tmp_path_factory, tiny_data_dir):
         # windows; wait (bounded) for the Yuma payouts to reach the first honest miners.
         wait_until(lambda: all(net.metrics(name)[-1]["alpha_stake"] > net.metrics(name)[0]["alpha_stake"]
                                for name in ("m1", "m2")), "payouts to m1 and m2", 120, net)
+        events["prometheus"] = {name: scrape_metrics(net.metrics_ports[name]) for name in ("chain", "m2", "v2")}
+        events["m2_rows"], events["v2_rows"] = net.metrics("m2"), net.metrics("v2")
         yield net, events
     finally:
         net.stop_all()
+
+
+def scrape_metrics(port: int) -> dict[tuple[str, tuple], float]:
+    import urllib.request
+
+    from prometheus_client.parser import text_string_to_metric_families
+    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+    return {(s.name, tuple(sorted(s.labels.items()))): s.value
+            for family in text_string_to_metric_families(text) for s in family.samples}
 
 
 def by_window(rows: list[dict]) -> dict[int, dict]:
@@ -158,11 +169,16 @@ def test_weights_are_on_chain_and_adversaries_earn_nothing(scenario):
     assert uid["v1"] in weights and uid["v2"] in weights
     for validator in ("v1", "v2"):
         targets = dict(zip(*weights[uid[validator]]))
-        for adversary in ("garbage", "copycat"):
+        for adversary in ("malformed", "copier"):
             assert targets.get(uid[adversary], 0) == 0, (validator, adversary, targets)
         assert sum(targets.get(uid[m], 0) for m in HONEST) > 0
         # Trained on the model of 2 windows ago: it still helps, but below par (validator/gauntlet.py).
         assert targets.get(uid["stale"], 0) == 0, targets
+    # What each earned: miners start with no alpha; only Yuma's incentive payouts add to it.
+    earned = {name: metagraph.stake[uid[name]] for name in uid}
+    for adversary in ("malformed", "copier", "stale"):
+        assert earned[adversary] < min(earned["m1"], earned["m2"]), earned
+        assert earned[adversary] <= earned["m3"], earned      # m3 joined late: it may only have begun to earn
 
 
 @pytest.mark.slow
@@ -176,22 +192,22 @@ def test_scores_say_why(scenario):
     assert keys
     documents = [verify_json(bytes(reader.get(storage.bucket, key, 1 << 20)), expected_hotkey=hotkey,
                              expected_kind="scores") for key in keys]
-    garbage_hotkey = load_wallet("garbage", net.wallet_dir).hotkey.address
-    copy_hotkey = load_wallet("copycat", net.wallet_dir).hotkey.address
+    malformed_hotkey = load_wallet("malformed", net.wallet_dir).hotkey.address
+    copy_hotkey = load_wallet("copier", net.wallet_dir).hotkey.address
     stale_hotkey = load_wallet("stale", net.wallet_dir).hotkey.address
-    verdicts = {"garbage": set(), "copycat": set()}
+    verdicts = {"malformed": set(), "copier": set()}
     stale_reasons = []
     for document in documents:
         for entry in document["miners"].values():
-            if entry["hotkey"] == garbage_hotkey:
-                verdicts["garbage"].add(entry["verdict"])
+            if entry["hotkey"] == malformed_hotkey:
+                verdicts["malformed"].add(entry["verdict"])
             if entry["hotkey"] == stale_hotkey:
                 stale_reasons.append(entry["reason"])
             if entry["hotkey"] == copy_hotkey:
-                verdicts["copycat"].add(entry["verdict"])
+                verdicts["copier"].add(entry["verdict"])
                 assert entry["weight"] == 0
-    assert verdicts["garbage"] and "ok" not in verdicts["garbage"]
-    assert "copied" in verdicts["copycat"]
+    assert verdicts["malformed"] and "ok" not in verdicts["malformed"]
+    assert "copied" in verdicts["copier"]
     # Its uploads are valid: what keeps it from weight is the loss test (it ranks low, falls below
     # par, or its update hurts several windows running).
     assert stale_reasons and set(stale_reasons[-4:]) <= {"low_rating", "below_par", "negative_streak"}, stale_reasons
@@ -242,3 +258,25 @@ def test_restarts_keep_ratings_and_error_feedback(scenario):
     assert resumed
     norm = float(resumed[-1].rsplit("error-feedback norm ", 1)[1])
     assert norm > 0
+
+
+@pytest.mark.slow
+def test_every_process_serves_prometheus_metrics(scenario):
+    net, events = scenario
+    chain, miner, validator = (events["prometheus"][name] for name in ("chain", "m2", "v2"))
+    assert chain[("tessera_chain_block_height", ())] > 0
+    calls = {labels: v for (name, labels), v in chain.items() if name == "tessera_chain_requests_total"}
+    assert calls[(("kind", "call set_weights"), ("outcome", "ok"))] > 0
+    assert calls[(("kind", "GET /metagraph/{netuid}"), ("outcome", "ok"))] > 0
+    # The miner's gauges are its last metrics line; its byte counters moved.
+    rows = events["m2_rows"]
+    assert miner[("tessera_miner_window", ())] in {row["window"] for row in rows[-2:]}
+    assert miner[("tessera_miner_uploaded_bytes_total", ())] >= sum(r["bytes_up"] for r in rows if r["bytes_up"]) > 0
+    assert miner[("tessera_miner_downloaded_bytes_total", ())] > 0
+    assert miner[("tessera_miner_seconds_total", (("phase", "train"),))] > 0
+    # v2 restarted: its counters cover the windows since; the copier and the malformed miner are
+    # among the refused uploads it counted.
+    verdicts = {labels[0][1]: v for (name, labels), v in validator.items() if name == "tessera_validator_uploads_total"}
+    assert verdicts.get("ok", 0) > 0 and verdicts.get("copied", 0) > 0
+    assert sum(v for k, v in verdicts.items() if k not in ("ok", "copied", "missing", "late", "early")) > 0
+    assert any(name == "tessera_validator_rating" for name, _ in validator)

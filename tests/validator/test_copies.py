@@ -65,8 +65,10 @@ def test_find_copies_marks_the_later_uploader(tiny_preset, shapes):
     # Whoever stored first is the original, whatever the uids.
     swapped = find_copies([(1, 5.0, resigned), (3, 10.0, original)], threshold=0.6)
     assert swapped == {3: (1, 1.0)}
-    # Equal stored times: the lower uid counts as earlier.
-    assert set(find_copies([(3, 1.0, original), (1, 1.0, resigned)], threshold=0.6)) == {3}
+    # Claimed at the same moment: one operator's work under two hotkeys; both are marked.
+    assert find_copies([(3, 1.0, original), (1, 1.0, resigned)], threshold=0.6) == {1: (3, 1.0), 3: (1, 1.0)}
+    tied = find_copies([(3, 1.0, original), (1, 1.0, resigned), (4, 1.0, independent)], threshold=0.6)
+    assert set(tied) == {1, 3}
     assert find_copies([(4, 1.0, independent), (3, 2.0, original)], threshold=0.6) == {}
 
 

@@ -1,3 +1,4 @@
+import math
 import dataclasses
 
 import pytest
@@ -67,7 +68,8 @@ def test_evaluation_updates_counters(protocol):
     ratings.record_window(5, {1: "ok", 2: "ok", 3: "ok"}, [evaluation(1, 0.2, proof=True), evaluation(2, -0.1, proof=False)])
     one, two, three = (ratings.records[uid] for uid in (1, 2, 3))
     assert (one.evaluations, one.last_evaluated, one.last_score, one.pot_average) == (1, 5, pytest.approx(0.2), 1.0)
-    assert (two.pot_average, two.consecutive_negative) == (0.0, 1)
+    # The proof average starts from 1.0: one failed proof moves it down by pot_ema, not to zero.
+    assert (two.pot_average, two.consecutive_negative) == (pytest.approx(1.0 - protocol.pot_ema), 1)
     # A valid upload that was not evaluated counts as activity, not as an evaluation.
     assert (three.evaluations, three.last_upload, three.last_evaluated, three.mu) == (0, 5, None, pytest.approx(25.0))
 
@@ -161,12 +163,15 @@ def test_window_with_negative_fifth_best_does_not_count_negatives(protocol):
 def test_pot_gate_applies_after_warmup(protocol):
     ratings = make(protocol)
     lazy = []
-    for window in range(1, protocol.pot_warmup_windows + 2):
+    # Failed proofs until the average, from 1.0, falls below the threshold (and past the warm-up).
+    failures = max(protocol.pot_warmup_windows,
+                   math.ceil(math.log(protocol.pot_threshold) / math.log(1.0 - protocol.pot_ema)))
+    for window in range(1, failures + 1):
         ratings.record_window(window, {1: "ok", 2: "ok"}, [evaluation(1, 0.3, proof=False), evaluation(2, 0.1)])
         lazy.append(ratings.final_scores()[1])
-    assert lazy[0] > 0  # warm-up: the proof average is not used yet
-    assert lazy[-1] == 0.0  # after warm-up a zero proof average zeroes the best scorer
-    assert ratings.records[1].pot_average == 0.0 and ratings.records[1].ordinal > 0
+    assert lazy[0] > 0  # warm-up, and one failure is not a zero
+    assert lazy[-1] == 0.0  # enough failed proofs zero the best scorer
+    assert ratings.records[1].pot_average < protocol.pot_threshold and ratings.records[1].ordinal > 0
 
 
 def test_evaluation_inconsistent_with_verdicts_is_refused(protocol):
