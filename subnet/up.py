@@ -310,13 +310,16 @@ def render(obs: Observation, watch: Watch, protocol) -> object:
 
 def summarise(watch: Watch, obs: Observation) -> dict:
     miners = [s.name for s in watch.net.neurons if s.role == "miner"]
+    behaviours = {s.name: (s.behaviour if isinstance(s.behaviour, str) else s.behaviour["kind"])
+                  for s in watch.net.neurons if s.behaviour is not None}
     shares = {}
     for window, by_miner in sorted(watch.incentive.items()):
         total = sum(by_miner.values())
         shares[window] = {m: (by_miner[m] / total if total else 0.0) for m in miners}
     return {
         "windows": [{"window": w, "held_out_loss": watch.losses[w]} for w in sorted(watch.losses)],
-        "miners": {m: {"alpha_stake": obs.column(m, "stake"), "incentive": obs.column(m, "incentive"),
+        "miners": {m: {"behaviour": behaviours.get(m), "alpha_stake": obs.column(m, "stake"),
+                       "incentive": obs.column(m, "incentive"),
                        "incentive_share_by_window": {str(w): shares[w][m] for w in shares},
                        "windows_uploaded": sum(1 for r in obs.metrics.get(m, []) if r.get("bytes_up"))}
                    for m in miners},
@@ -332,17 +335,20 @@ def plot_summary(summary: dict, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, (top, bottom) = plt.subplots(2, 1, figsize=(8, 6), sharex=True)
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(10, 6), sharex=True)
     windows = [row["window"] for row in summary["windows"]]
     top.plot(windows, [row["held_out_loss"] for row in summary["windows"]], marker="o")
     top.set_ylabel("held-out loss")
-    for name, miner in summary["miners"].items():
+    colours = plt.get_cmap("tab20")
+    for index, (name, miner) in enumerate(summary["miners"].items()):
         by_window = miner["incentive_share_by_window"]
         xs = sorted(int(w) for w in by_window)
-        bottom.plot(xs, [by_window[str(w)] for w in xs], label=name)
+        # Adversaries dashed: 14 miners need more than colour to be told apart.
+        bottom.plot(xs, [by_window[str(w)] for w in xs], label=name, color=colours(index % 20),
+                    linestyle="--" if miner.get("behaviour") else "-")
     bottom.set_ylabel("share of miner incentive")
     bottom.set_xlabel("window")
-    bottom.legend(fontsize="small")
+    bottom.legend(fontsize="x-small", loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
