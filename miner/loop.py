@@ -369,6 +369,23 @@ class Miner:
             return entry.get("final_score") if isinstance(entry, dict) else None
         return None
 
+    async def _upload(self, window: int, data: bytes, stats: MinerWindow, late: bool) -> None:
+        """Intent, then the gradient, once; refused locally when the slot has closed."""
+        p = self.preset.protocol
+        head = await self.chain.get_current_block()
+        if head > clock.upload_deadline(window, p) and not late:
+            stats.note = "missed the upload slot"
+            return
+        started = time.monotonic()
+        if self.sybil is not None and self.sybil_works:
+            await self._share_with_twin(window, data)
+        await self._put_intent(window, data)
+        await asyncio.to_thread(put_once, self.writer, self.bucket, names.gradient_key(window, self.uid), data)
+        stats.upload_s = time.monotonic() - started
+        stats.bytes_up = len(data)
+        self.uploaded_window = window
+        self._save()
+
     async def window(self, window: int) -> MinerWindow:
         wall_started = time.monotonic()
         p = self.preset.protocol
@@ -378,31 +395,21 @@ class Miner:
             # An adversary that uploads after its slot closed (honest work, too late to count).
             await wait_for_block(self.chain, clock.upload_deadline(window, p)
                                  + int(self.behaviour.params.get("delay_blocks", 1)))
-        if data is not None and self.uploaded_window < window:
-            head = await self.chain.get_current_block()
-            if head > clock.upload_deadline(window, p) and not late:
-                stats.note = "missed the upload slot"
-            else:
-                started = time.monotonic()
-                if self.sybil is not None and self.sybil_works:
-                    await self._share_with_twin(window, data)
-                await self._put_intent(window, data)
-                await asyncio.to_thread(put_once, self.writer, self.bucket, names.gradient_key(window, self.uid), data)
-                stats.upload_s = time.monotonic() - started
-                stats.bytes_up = len(data)
-                self.uploaded_window = window
-                self._save()
         before = (self.follower.state.version, self.follower.state.hash)
         if self.behaviour is None:
+            # From here on this window only waits (the intent's second, the upload, the aggregate):
+            # the next window's training runs meanwhile.
             self._start_training_ahead(window + 1)
-        started = time.monotonic()
-        # Status figures are read while the aggregate is not out yet: this time is waiting anyway.
-        await self.view.refresh()
-        stats.score = await self._latest_score(window - 1)
-        mg = self.view.metagraph
-        if mg is not None and self.uid in mg.uids:
-            stats.alpha_stake = mg.stake[mg.uids.index(self.uid)]
         try:
+            if data is not None and self.uploaded_window < window:
+                await self._upload(window, data, stats, late)
+            started = time.monotonic()
+            # Status figures are read while the aggregate is not out yet: this time is waiting anyway.
+            await self.view.refresh()
+            stats.score = await self._latest_score(window - 1)
+            mg = self.view.metagraph
+            if mg is not None and self.uid in mg.uids:
+                stats.alpha_stake = mg.stake[mg.uids.index(self.uid)]
             decision = await self.follower.advance(window)
         except BaseException:
             if self._next is not None:

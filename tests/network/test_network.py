@@ -174,11 +174,12 @@ def test_weights_are_on_chain_and_adversaries_earn_nothing(scenario):
         assert sum(targets.get(uid[m], 0) for m in HONEST) > 0
         # Trained on the model of 2 windows ago: it still helps, but below par (validator/gauntlet.py).
         assert targets.get(uid["stale"], 0) == 0, targets
-    # What each earned: miners start with no alpha; only Yuma's incentive payouts add to it.
+    # What each earned: miners start with no alpha; only Yuma's incentive payouts add to it. Against
+    # the honest miners present from the start (m3 joined late: it may not have earned yet); an
+    # adversary may earn a little in the first windows, before the ratings separate.
     earned = {name: metagraph.stake[uid[name]] for name in uid}
     for adversary in ("malformed", "copier", "stale"):
         assert earned[adversary] < min(earned["m1"], earned["m2"]), earned
-        assert earned[adversary] <= earned["m3"], earned      # m3 joined late: it may only have begun to earn
 
 
 @pytest.mark.slow
