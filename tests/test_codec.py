@@ -173,8 +173,9 @@ def test_index_code_within_5_percent_of_floor(n, k):
     chunks = 512
     idx = np.sort(np.stack([rng.choice(n, size=k, replace=False) for _ in range(chunks)]), axis=1)
     bits = encode_indices(idx).coded_bits(chunks * k) / (chunks * k)
-    floor = index_floor_bits(n, k) / k
+    floor = math.log2(math.comb(n, k)) / k          # the fewest bits naming one k-subset, exactly
     assert floor <= bits <= 1.05 * floor, (bits, floor)
+    assert index_floor_bits(n, k) == pytest.approx(math.log2(math.comb(n, k)), rel=1e-12)
 
 
 def test_packet_ratio_beats_12bit_indices():

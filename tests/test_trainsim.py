@@ -1,4 +1,5 @@
 import json
+import math
 import subprocess
 import sys
 
@@ -16,7 +17,14 @@ def test_compressed_run_learns(tiny_preset, tiny_train, tiny_val):
     losses = [loss for _, loss in run.curve]
     assert losses[-1] < losses[0]
     assert result.compression_ratio > 100
-    assert result.index_bits_per_value <= 1.05 * result.index_bits_floor
+    # The floor from first principles: log2 C(chunk, k) bits per chunk, over every tensor's chunks.
+    from subnet.compression.spec import layouts_for
+    from subnet.model import param_shapes
+    layouts = layouts_for(param_shapes(tiny_preset.model), tiny_preset.compression).values()
+    floor = (sum(t.num_chunks * math.log2(math.comb(t.chunk_size, t.k)) for t in layouts)
+             / sum(t.num_kept for t in layouts))
+    assert result.index_bits_floor == pytest.approx(floor, rel=1e-9)
+    assert floor <= result.index_bits_per_value <= 1.05 * floor
 
 
 @pytest.mark.slow
