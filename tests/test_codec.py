@@ -271,6 +271,21 @@ class TestRejections:
         assert reasons  # most flips are caught with a reason
 
 
+def test_a_packet_of_another_format_is_refused():
+    from safetensors.numpy import load as st_load
+    from safetensors.numpy import save as st_save
+
+    codec = CompressionConfig(tile=8, topk=2)
+    shapes = {"w": (8, 8)}
+    wire = packet_to_bytes(encode_tensors({"w": torch.randn(8, 8)}, codec)[0])
+    (header_len,) = struct.unpack("<Q", wire[:8])
+    metadata = json.loads(wire[8:8 + header_len])["__metadata__"]
+    for bad in ("tessera-sparse-v2", ""):
+        with pytest.raises(CodecError) as err:
+            packet_from_bytes(st_save(st_load(wire), metadata={**metadata, "format": bad}), CodecSpec(shapes, codec))
+        assert err.value.reason == "bad_format"
+
+
 def test_impossible_stream_lengths_are_refused_before_arithmetic():
     """unary_bits near 2**63 would wrap the byte-length sums; it must be refused as such."""
     from safetensors.numpy import load as st_load

@@ -201,6 +201,18 @@ def test_signed_json_round_trip_and_tamper():
         assert info.value.reason == reason
 
 
+def test_signed_json_without_a_signer_or_with_a_bad_hotkey_is_refused():
+    key = Keypair.generate()
+    signed = json.loads(sign_json({"wire_format": WIRE_VERSION, "kind": "x", "n": 1}, key))
+    unsigned = {k: v for k, v in signed.items() if k != "signature"}
+    no_hotkey = {k: v for k, v in signed.items() if k != "hotkey"}
+    not_an_address = {**signed, "hotkey": "5" + "z" * 47}
+    for document, reason in ((unsigned, "unsigned"), (no_hotkey, "unsigned"), (not_an_address, "bad_hotkey")):
+        with pytest.raises(WireError) as info:
+            verify_json(canonical_json(document), expected_hotkey=ANY_SIGNER, expected_kind="x")
+        assert info.value.reason == reason, document
+
+
 def test_verify_json_any_signer_accepts_any_author_but_not_a_forgery():
     alice, bob = Keypair.generate(), Keypair.generate()
     for author in (alice, bob):

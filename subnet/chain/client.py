@@ -103,7 +103,11 @@ class ChainClient:
         for attempt in range(self.retries + 1):
             try:
                 async with self._http().request(method, self.url + path, json=body) as resp:
-                    data = await resp.json(content_type=None)
+                    try:
+                        data = await resp.json(content_type=None)
+                    except ValueError:   # not JSON: a proxy's page, or not a chain at all
+                        raise ChainCallError("bad_reply", f"{method} {path}: the reply (HTTP {resp.status}) is "
+                                             "not JSON", resp.status) from None
                     if resp.status >= 400:
                         err = data.get("error") if isinstance(data, dict) else None
                         err = err if isinstance(err, dict) else {}

@@ -156,3 +156,30 @@ def test_async_facade_runs_concurrently(seaweed):
     assert list(got) == list(payloads.values())
     assert ticks > 0  # the loop kept running while the downloads were in flight
     assert sorted(i.key for i in listed) == sorted(payloads)
+
+
+def test_an_object_replaced_during_a_ranged_download_is_refused(seaweed):
+    """Another writer replaces the object between the first part and the rest: the parts would mix
+    two objects, so the download stops with `changed` (the storage's ETag moved)."""
+    writer = seaweed.writer("miner-0")
+    bucket, key = seaweed.bucket("miner-0"), "replaced-mid-download"
+    writer.put(bucket, key, b"a" * (3 * MiB))
+    creds = seaweed.layout.read
+
+    class RacedReader(StorageClient):
+        replaced = False
+
+        def _get_range(self, bucket_name, object_key, first, last):
+            got = super()._get_range(bucket_name, object_key, first, last)
+            if not self.replaced:   # the first part is in: now the object changes under us
+                self.replaced = True
+                writer.put(bucket, key, b"b" * (3 * MiB))
+            return got
+
+    reader = RacedReader(S3Config(seaweed.endpoint, creds.access_key, creds.secret_key),
+                         TransferPolicy(multipart_threshold=6 * MiB, part_size=1 * MiB, concurrency=1))
+    with pytest.raises(StorageError) as info:
+        reader.get(bucket, key, max_bytes=4 * MiB)
+    assert info.value.reason == "changed"
+    # Read again, whole: the new object, not a mix.
+    assert bytes(seaweed.reader().get(bucket, key, max_bytes=4 * MiB)) == b"b" * (3 * MiB)
