@@ -17,7 +17,7 @@ from safetensors.numpy import load as st_load
 from safetensors.numpy import save as st_save
 
 from subnet.compression.codec import Packet, decode_packet, encode_tensors
-from subnet.compression.spec import CodecSpec
+from subnet.compression.spec import PACKET_MAX_HEADER_BYTES, CodecSpec
 from subnet.config import CompressionConfig, load_preset
 from subnet.hashing import sha256_hex
 from subnet.keys import Keypair
@@ -169,17 +169,45 @@ def test_decoding_without_an_expectation_is_impossible(setup):
         verify_lineage([], "11" * 32)
 
 
-def test_gradient_byte_limit_covers_the_worst_valid_packet():
-    # One dense chunk per tensor with k = chunk size: every index kept, the largest possible streams.
-    codec = CompressionConfig(tile=4, topk=16, value_bits=8)
-    spec = CodecSpec({"a": (8, 8), "b": (16,)}, codec)
-    generator = torch.Generator().manual_seed(1)
-    packet, _ = encode_tensors({n: torch.randn(s, generator=generator) for n, s in spec.shapes.items()}, codec)
+def _packet_with_kept_positions(spec: CodecSpec, pattern: str, rng: np.random.Generator):
+    """A packet whose kept positions per chunk follow `pattern` (no DCT: positions are the values'
+    own): the index streams' extremes are all-kept, gaps as wide as the chunk allows, spread, random."""
+    tensors = {}
+    for name, layout in spec.layouts.items():
+        s, k = layout.chunk_size, layout.k
+        chunks = np.full((layout.num_chunks, s), 1e-6, dtype=np.float32)
+        for row in chunks:
+            if pattern == "ends":          # one index at 0, the rest packed at the far end: the longest gap
+                picks = [0, *range(s - k + 1, s)]
+            elif pattern == "spread":
+                picks = np.linspace(0, s - 1, k).astype(int)
+            elif pattern == "last":        # all at the end: the first gap is s - k
+                picks = range(s - k, s)
+            else:
+                picks = rng.choice(s, size=k, replace=False)
+            row[list(picks)] = rng.uniform(1.0, 2.0, size=k) * rng.choice([-1.0, 1.0], size=k)
+        tensors[name] = layout.from_chunks(torch.from_numpy(chunks))
+    return encode_tensors(tensors, spec.codec)[0]
+
+
+@pytest.mark.parametrize("tile, topk, bits", [(4, 16, 8), (4, 1, 8), (8, 3, 2), (8, 32, 4), (16, 1, 1), (16, 200, 3)])
+@pytest.mark.parametrize("pattern", ["ends", "spread", "last", "random"])
+def test_gradient_byte_limit_covers_the_largest_valid_packets(tile, topk, bits, pattern):
+    codec = CompressionConfig(tile=tile, topk=topk, value_bits=bits, use_dct=False)
+    spec = CodecSpec({"a": (32, 48), "b": (100,), "c": (7, 5)}, codec)
+    packet = _packet_with_kept_positions(spec, pattern, np.random.default_rng(tile * topk))
     author = Keypair.generate()
-    data = encode_gradient(packet, author, 0, 0, BASE)
-    assert len(data) <= spec.max_gradient_bytes
-    decode_gradient(data, spec, GradientExpectation(window=0, uid=0, hotkey=author.address,
-                                                    base_model_hash=BASE, norm_bound=math.inf))
+    data = encode_gradient(packet, author, 2**40, 2**20, BASE)       # long window and uid digits too
+    assert len(data) <= spec.max_gradient_bytes, (len(data), spec.max_gradient_bytes)
+    # The header has its own cap; the tensors' part of the bound must hold by itself too (with a
+    # small model the header cap's slack would hide an under-counted stream).
+    (header_len,) = struct.unpack("<Q", data[:8])
+    assert header_len <= PACKET_MAX_HEADER_BYTES
+    assert len(data) - 8 - header_len <= spec.max_gradient_bytes - 8 - PACKET_MAX_HEADER_BYTES
+    gradient = decode_gradient(data, spec, GradientExpectation(window=2**40, uid=2**20, hotkey=author.address,
+                                                               base_model_hash=BASE, norm_bound=math.inf))
+    for name, layout in spec.layouts.items():              # it is the packet we meant to build
+        assert gradient.indices[name].shape == (layout.num_chunks, layout.k)
 
 
 def test_signed_json_round_trip_and_tamper():

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import random
+import time
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -131,30 +132,49 @@ def test_connection_errors_are_retried_then_reported():
 
 
 def test_async_facade_runs_concurrently(seaweed):
-    writer = AsyncStorage(seaweed.writer("miner-0"))
-    reader = AsyncStorage(seaweed.reader())
+    """Two gets are in flight at once (each waits, in its worker thread, for the other to start),
+    and the event loop keeps running meanwhile (the first get waits for a loop task to release it):
+    a facade that blocked the loop, or ran calls one at a time, times out at the barrier instead."""
+    import threading
+
+    creds = seaweed.layout.read
     bucket = seaweed.bucket("miner-0")
+    both_started = threading.Barrier(2, timeout=10)
+    in_flight, loop_ran = threading.Event(), threading.Event()
+
+    class Rendezvous(StorageClient):
+        def _get_range(self, bucket_name, key, first, last):
+            if key in ("async/0.bin", "async/1.bin"):
+                both_started.wait()                 # BrokenBarrierError after 10 s alone
+                if key == "async/0.bin":
+                    in_flight.set()
+                    if not loop_ran.wait(timeout=10):
+                        raise AssertionError("the event loop did not run while a get was in flight")
+            return super()._get_range(bucket_name, key, first, last)
+
+    writer = AsyncStorage(seaweed.writer("miner-0"))
+    reader = AsyncStorage(Rendezvous(S3Config(seaweed.endpoint, creds.access_key, creds.secret_key)))
 
     async def main():
         payloads = {f"async/{i}.bin": os.urandom(1000 + i) for i in range(8)}
         await asyncio.gather(*(writer.put(bucket, k, v) for k, v in payloads.items()))
-        ticks = 0
 
-        async def ticker():
-            nonlocal ticks
-            while True:
-                ticks += 1
-                await asyncio.sleep(0)
+        async def release_when_both_started():
+            deadline = time.monotonic() + 20
+            while not in_flight.is_set() and time.monotonic() < deadline:
+                await asyncio.sleep(0.01)
+            if in_flight.is_set():
+                loop_ran.set()                      # only a running loop can get here
 
-        task = asyncio.create_task(ticker())
+        releaser = asyncio.create_task(release_when_both_started())
         got = await asyncio.gather(*(reader.get(bucket, k, 10_000) for k in payloads))
-        task.cancel()
+        await releaser
         listed = await reader.list(bucket, "async/")
-        return payloads, got, ticks, listed
+        return payloads, got, listed
 
-    payloads, got, ticks, listed = asyncio.run(main())
+    payloads, got, listed = asyncio.run(main())
     assert list(got) == list(payloads.values())
-    assert ticks > 0  # the loop kept running while the downloads were in flight
+    assert loop_ran.is_set() and not both_started.broken
     assert sorted(i.key for i in listed) == sorted(payloads)
 
 
