@@ -167,6 +167,18 @@ def test_index_code_roundtrip(n, data):
     assert np.array_equal(decode_indices(streams, chunks, k, n), idx)
 
 
+def test_index_streams_naming_a_gap_or_an_index_past_the_chunk_are_refused():
+    from subnet.compression.index_code import IndexCodeError
+
+    wide = encode_indices(np.array([[0, 100]]))          # gaps 0 and 99: valid for a chunk of 128
+    assert np.array_equal(decode_indices(wide, 1, 2, 128), [[0, 100]])
+    with pytest.raises(IndexCodeError, match="gap 99 exceeds chunk size 64"):
+        decode_indices(wide, 1, 2, 64)
+    creeping = encode_indices(np.array([[30, 61]]))      # each gap (30) fits a chunk of 40, the sum does not
+    with pytest.raises(IndexCodeError, match="index 61 out of range for chunk size 40"):
+        decode_indices(creeping, 1, 2, 40)
+
+
 @pytest.mark.parametrize("n,k", [(4096, 64), (4096, 32), (4096, 128), (1024, 16)])
 def test_index_code_within_5_percent_of_floor(n, k):
     rng = np.random.default_rng(0)

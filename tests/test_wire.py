@@ -324,6 +324,22 @@ def test_aggregate_expectations_are_enforced(setup, chain):
         assert info.value.reason == reason, overrides
 
 
+@pytest.mark.parametrize("part_window, part_base, reason", [(3, GENESIS, "part_wrong_window"),
+                                                           (4, "99" * 32, "part_wrong_base_model")])
+def test_an_aggregate_carrying_a_gradient_of_another_window_or_model_is_refused(setup, part_window, part_base,
+                                                                                 reason):
+    """Each part is checked as the miner's upload of this window against this model: a lead cannot
+    slip in an old gradient, or one made against another model, under a correct aggregate header."""
+    miners = [Keypair.from_seed(bytes([10 + i]) * 32) for i in range(2)]
+    parts = [encode_gradient(setup.packet, miners[0], 4, 0, GENESIS),
+             encode_gradient(setup.packet, miners[1], part_window, 1, part_base)]
+    obj = encode_aggregate(4, parts, LEAD, base_model_hash=GENESIS, result_model_hash="21" * 32,
+                           prev_aggregate_sha256=GENESIS_PREV)
+    with pytest.raises(WireError) as info:
+        decode_aggregate(obj, setup.spec, _aggregate_expect())
+    assert info.value.reason == reason
+
+
 def test_aggregate_parts_are_checked_against_the_norm_bound(setup):
     _, objects = _aggregate_chain(setup, [4])
     norm = decode_aggregate(objects[4], setup.spec, _aggregate_expect()).gradients[0].norm

@@ -79,3 +79,52 @@ def test_a_file_replaced_under_the_manifest_is_refused(seaweed, tiny_preset, tok
         fetch_checkpoint(reader, bucket, tmp_path, hotkey=LEAD.address)
     assert err.value.reason == "bad_signature"
     assert sha256_hex(latest)  # the original pointer was well-formed
+
+
+def _resign(writer, bucket: str, window: int, change) -> None:
+    """What a buggy or hostile lead could publish: its own manifest for `window`, altered by
+    `change`, signed with its key, and LATEST.json pointing at it."""
+    from subnet.storage.checkpoint import checkpoint_manifest_key
+    from subnet.wire.signing import sign_json
+
+    reader_key = checkpoint_manifest_key(window)
+    document = json.loads(bytes(writer.get(bucket, reader_key, 1 << 20)))
+    document.pop("signature")
+    document.pop("hotkey")
+    change(document)
+    manifest = sign_json(document, LEAD)
+    writer.put(bucket, reader_key, manifest)
+    writer.put(bucket, LATEST_KEY, sign_json({"wire_format": document["wire_format"], "kind": "checkpoint_latest",
+                                              "window": window, "manifest_key": reader_key,
+                                              "manifest_sha256": sha256_hex(manifest)}, LEAD))
+
+
+@pytest.mark.parametrize("name", ["../../escaped.json", "/etc/passwd", "sub/dir.json", ".hidden", "manifest.json"])
+def test_a_signed_manifest_naming_a_path_outside_the_checkpoint_is_refused(seaweed, tiny_preset, tokenizer_json,
+                                                                            tmp_path, name):
+    writer, reader = seaweed.writer("validator-0"), seaweed.reader()
+    bucket = seaweed.bucket("validator-0")
+    publish_checkpoint(writer, bucket, 40, build_model(tiny_preset.model, seed=4), tokenizer_json, LEAD,
+                       aggregate_sha256="cd" * 32)
+    _resign(writer, bucket, 40, lambda doc: doc["files"].update({name: {"sha256": "00" * 32, "size": 2}}))
+    dest = tmp_path / "checkpoints"
+    with pytest.raises(WireError) as err:
+        fetch_checkpoint(reader, bucket, dest, hotkey=LEAD.address)
+    assert err.value.reason == "bad_metadata"
+    assert not (tmp_path / "escaped.json").exists()
+    assert not dest.exists()             # refused before anything was written
+
+
+def test_weights_that_do_not_hash_to_the_manifests_model_are_refused_on_load(seaweed, tiny_preset, tokenizer_json,
+                                                                               tmp_path):
+    writer, reader = seaweed.writer("validator-0"), seaweed.reader()
+    bucket = seaweed.bucket("validator-0")
+    model = build_model(tiny_preset.model, seed=5)
+    publish_checkpoint(writer, bucket, 41, model, tokenizer_json, LEAD, aggregate_sha256="cd" * 32)
+    _resign(writer, bucket, 41, lambda doc: doc.update(model_hash="ef" * 32))   # files intact, claim wrong
+    info, directory = fetch_checkpoint(reader, bucket, tmp_path, hotkey=LEAD.address)
+    assert info.model_hash == "ef" * 32
+    with pytest.raises(WireError) as err:
+        load_checkpoint_model(directory, info)
+    assert err.value.reason == "wrong_model"
+    assert model_hash(load_checkpoint_model(directory)) == model_hash(model)   # the files themselves are fine
