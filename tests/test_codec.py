@@ -172,8 +172,9 @@ def test_index_streams_naming_a_gap_or_an_index_past_the_chunk_are_refused():
 
     wide = encode_indices(np.array([[0, 100]]))          # gaps 0 and 99: valid for a chunk of 128
     assert np.array_equal(decode_indices(wide, 1, 2, 128), [[0, 100]])
-    with pytest.raises(IndexCodeError, match="gap 99 exceeds chunk size 64"):
+    with pytest.raises(IndexCodeError, match="gap 99 exceeds chunk size 64") as info:
         decode_indices(wide, 1, 2, 64)
+    assert info.value.reason == "bad_indices"          # what a wire check reports for it
     creeping = encode_indices(np.array([[30, 61]]))      # each gap (30) fits a chunk of 40, the sum does not
     with pytest.raises(IndexCodeError, match="index 61 out of range for chunk size 40"):
         decode_indices(creeping, 1, 2, 40)
