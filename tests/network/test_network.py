@@ -211,7 +211,8 @@ def test_scores_say_why(scenario):
     assert "copied" in verdicts["copier"]
     # Its uploads are valid: what keeps it from weight is the loss test (it ranks low, falls below
     # par, or its update hurts several windows running).
-    assert stale_reasons and set(stale_reasons[-4:]) <= {"low_rating", "below_par", "negative_streak"}, stale_reasons
+    assert stale_reasons and set(stale_reasons[-4:]) <= {"low_rating", "below_par", "negative_streak",
+                                                        "no_proof_of_training"}, stale_reasons
 
 
 @pytest.mark.slow
