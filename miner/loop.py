@@ -426,8 +426,9 @@ class Miner:
     # --- the process ----------------------------------------------------------------------------
     async def run(self, max_windows: int | None = None, stop: asyncio.Event | None = None) -> None:
         torch.set_num_threads(self.settings.threads)
-        if self.settings.metrics_port:
-            serve(self.prometheus.registry, self.settings.metrics_port)
+        if self.settings.metrics_port is not None:
+            port = serve(self.prometheus.registry, self.settings.metrics_port).server_port
+            self.log(f"metrics on http://127.0.0.1:{port}/metrics")
         try:
             self.uid = await join_subnet(self.settings, self.chain, self.view, self.log)
             snapshot = read_snapshot(self.settings, self.log)

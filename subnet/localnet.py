@@ -50,7 +50,7 @@ class LocalNetwork:
     tempo: int = 10
     data: Path | None = None
     threads: int = 1
-    chain_port: int = 0
+    chain_port: int = 0            # 0: the chain binds one the system chooses and reports it (start_infrastructure)
     storage_port: int = 0
     prepared: bool = False         # neurons.yaml and wallets are already in `root` (subnet up)
     metrics_ports: dict[str, int] = field(default_factory=dict)   # name ("chain" too) -> Prometheus port
@@ -90,7 +90,6 @@ class LocalNetwork:
     def write_files(self) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
         (self.root / "logs").mkdir(exist_ok=True)
-        self.chain_port = self.chain_port or free_port()
         self.storage_port = self.storage_port or free_port()
         if self.prepared:
             return
@@ -131,6 +130,21 @@ class LocalNetwork:
         self.procs[name] = proc
         return proc
 
+    def _wait_file(self, path: Path, name: str, timeout: float = 60.0) -> str:
+        """The contents of `path` once process `name` has written it (atomically)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if path.is_file():
+                return path.read_text()
+            self._check_running(name)
+            time.sleep(0.1)
+        raise NetworkStartError(f"{name} did not write {path} in {timeout:.0f} s ({self.log_path(name)})")
+
+    def _check_running(self, name: str) -> None:
+        if self.procs[name].poll() is not None:
+            lines = self.log_path(name).read_text(errors="replace").strip().splitlines() or ["(empty log)"]
+            raise NetworkStartError(f"{name} exited ({self.log_path(name)}): {lines[-1][:300]}")
+
     def _wait_http(self, url: str, name: str, timeout: float = 60.0) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -140,18 +154,19 @@ class LocalNetwork:
             except OSError as exc:
                 if getattr(exc, "code", None) is not None:  # an HTTP error reply: the server is up
                     return
-                if self.procs[name].poll() is not None:
-                    lines = self.log_path(name).read_text(errors="replace").strip().splitlines() or ["(empty log)"]
-                    raise NetworkStartError(f"{name} exited ({self.log_path(name)}): {lines[-1][:300]}")
+                self._check_running(name)
                 time.sleep(0.2)
         raise NetworkStartError(f"{name} did not come up in {timeout:.0f} s ({self.log_path(name)})")
 
     def start_infrastructure(self) -> None:
         self.write_files()
         self._spawn("storage", ["subnet.cli", "storage", "--neurons", str(self.neurons_file)])
+        port_file = self.root / "chain.port"
+        port_file.unlink(missing_ok=True)
         self._spawn("chain", ["subnet.cli", "chain", "--neurons", str(self.neurons_file), "--db",
-                              str(self.root / "chain.db"), "--port", str(self.chain_port), "--block-time",
-                              str(self.block_time)])
+                              str(self.root / "chain.db"), "--port", str(self.chain_port), "--port-file",
+                              str(port_file), "--block-time", str(self.block_time)])
+        self.chain_port = json.loads(self._wait_file(port_file, "chain"))["port"]
         self._wait_http(self.chain_url + "/head", "chain")
         self._wait_http(f"http://127.0.0.1:{self.storage_port}/", "storage")
         deadline = time.monotonic() + 60

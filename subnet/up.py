@@ -123,7 +123,7 @@ def prepare_run(settings: UpSettings) -> LocalNetwork:
     if not any(s.role == "validator" for s in specs) or not any(s.role == "miner" for s in specs):
         raise NeuronsError(f"{source}: neurons: a network needs at least one validator and one miner")
     return LocalNetwork(root=root, neurons=specs, block_time=network.block_time or 1.0, preset=settings.preset,
-                        threads=settings.threads, chain_port=settings.chain_port or free_port(),
+                        threads=settings.threads, chain_port=settings.chain_port,
                         storage_port=storage["port"], prepared=True, metrics_ports=ports)
 
 

@@ -17,20 +17,14 @@ def samples(text: str) -> dict[tuple[str, tuple], float]:
             for family in text_string_to_metric_families(text) for s in family.samples}
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def scrape(port: int) -> dict[tuple[str, tuple], float]:
     return samples(urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode())
 
 
 def test_miner_metrics_follow_its_windows_over_http():
     metrics = MinerMetrics()
-    port = free_port()
-    server = serve(metrics.registry, port)
+    server = serve(metrics.registry, 0)
+    port = server.server_port
     try:
         first = MinerWindow(window=4, version=3, train_loss=5.5, tokens_per_s=1200.0, bytes_up=9000, train_s=2.0,
                             compress_s=0.25, upload_s=0.5, wait_aggregate_s=0.75, idle_s=0.1, score=0.8,

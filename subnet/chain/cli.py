@@ -2,10 +2,13 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import socket
 from pathlib import Path
+
+from subnet.files import atomic_write
 
 
 def run_chain(args: argparse.Namespace) -> int:
@@ -19,7 +22,8 @@ def run_chain(args: argparse.Namespace) -> int:
                                else (ChainParams(), None))
     block_time = args.block_time if args.block_time is not None else (
         1.0 if file_block_time is None else file_block_time)
-    metrics_port = args.metrics_port or (chain_metrics_port(args.neurons) if args.neurons else None)
+    metrics_port = args.metrics_port if args.metrics_port is not None else (
+        chain_metrics_port(args.neurons) if args.neurons else None)
     listener = listen(args.host, args.port)  # before the db: a busy port is an error, not a new chain
     try:
         args.db.parent.mkdir(parents=True, exist_ok=True)
@@ -37,11 +41,15 @@ def run_chain(args: argparse.Namespace) -> int:
           f"{'resumed at' if resumed else 'genesis'} block {node.block}, genesis {node.genesis_hash[:16]}",
           flush=True)
     metrics = None
-    if metrics_port:
+    if metrics_port is not None:
         from subnet.metrics import ChainMetrics, serve
         metrics = ChainMetrics()
-        serve(metrics.registry, metrics_port, args.host)
+        metrics_port = serve(metrics.registry, metrics_port, args.host).server_port
         print(f"metrics on http://{args.host}:{metrics_port}/metrics", flush=True)
+    if args.port_file:
+        # Written once both sockets are bound: whoever started us with port 0 learns the ports with no
+        # window in which another process could take them (free-then-reuse is a race).
+        atomic_write(args.port_file, json.dumps({"port": port, "metrics_port": metrics_port}) + "\n")
     web.run_app(make_app(node, block_time, metrics), sock=listener, print=None)
     return 0
 
@@ -65,12 +73,13 @@ def non_negative_seconds(text: str) -> float:
 
 
 def port_number(text: str) -> int:
+    """A TCP port to listen on; 0 lets the system choose (see --port-file)."""
     try:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if not 1 <= value <= 65535:
-        raise argparse.ArgumentTypeError(f"must be a port in [1, 65535], got {value}")
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"must be a port in [0, 65535], got {value}")
     return value
 
 
@@ -80,7 +89,9 @@ def add_chain_commands(subparsers: argparse._SubParsersAction) -> None:
                                           "over sqlite state; a restart resumes where it stopped.")
     p.add_argument("--db", type=Path, default=Path("data/chain.db"), help="sqlite state file (default data/chain.db)")
     p.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
-    p.add_argument("--port", type=int, default=9944, help="port (default 9944)")
+    p.add_argument("--port", type=port_number, default=9944, help="port; 0 lets the system choose (default 9944)")
+    p.add_argument("--port-file", type=Path, metavar="FILE",
+                   help='once listening, write {"port": P, "metrics_port": M} here (for --port 0)')
     p.add_argument("--block-time", type=non_negative_seconds,
                    help="seconds per block; 0 = dev mode, blocks only on POST /dev/advance "
                         "(default: the neurons file's, else 1)")
@@ -90,5 +101,5 @@ def add_chain_commands(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--wallet-dir", type=Path, help="where wallet names in the neurons file are looked up")
     p.add_argument("--metrics-port", type=port_number, metavar="PORT",
                    help="serve Prometheus metrics on HOST:PORT/metrics (default: the neurons file's "
-                        "chain.metrics_port, else none; docs/metrics.md)")
+                        "chain.metrics_port, else none; 0 lets the system choose; docs/metrics.md)")
     p.set_defaults(func=run_chain)

@@ -38,7 +38,7 @@ def build_parser(role: str, description: str) -> argparse.ArgumentParser:
     run.add_argument("--windows", type=positive_int, help="stop after this many windows (default: run until stopped)")
     run.add_argument("--metrics-port", type=port_number, metavar="PORT",
                      help="serve Prometheus metrics on 127.0.0.1:PORT/metrics (default: the neurons file's "
-                          "metrics_port, else none; docs/metrics.md)")
+                          "metrics_port, else none; 0 lets the system choose, logged; docs/metrics.md)")
     return parser
 
 

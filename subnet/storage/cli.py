@@ -58,14 +58,14 @@ def storage_settings(args: argparse.Namespace) -> tuple[StorageSettings, list[st
 
 
 def _run_storage(args: argparse.Namespace) -> int:
-    from subnet.storage.seaweed import SeaweedError, SeaweedPorts, SeaweedServer, load_or_create_layout
+    from subnet.storage.seaweed import SeaweedError, SeaweedServer, load_or_create_layout
 
     settings, names = storage_settings(args)
     directory = settings.dir
     layout = load_or_create_layout(directory, names)
     check_port_free(settings.host, settings.port)
-    server = SeaweedServer(directory, layout, SeaweedPorts.pick(settings.port), host=settings.host,
-                           stop_timeout=args.stop_timeout)
+    server = SeaweedServer(directory, layout, host=settings.host, stop_timeout=args.stop_timeout,
+                           s3_port=settings.port)
     stop = threading.Event()
     previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:

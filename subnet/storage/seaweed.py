@@ -185,13 +185,22 @@ def _die_with_parent() -> None:
 
 
 class SeaweedServer:
-    """One `weed server -s3` bound to 127.0.0.1, serving ``layout``'s buckets from ``data_dir``."""
+    """One `weed server -s3` bound to 127.0.0.1, serving ``layout``'s buckets from ``data_dir``.
+
+    Without explicit ``ports`` every listener but ``s3_port`` (when given) is picked free; weed cannot
+    be told to bind port 0, so a picked port another process takes before weed binds it is picked again
+    (up to ``PICK_ATTEMPTS`` starts) rather than failing the start."""
+
+    PICK_ATTEMPTS = 3
 
     def __init__(self, data_dir: Path, layout: StorageLayout, ports: SeaweedPorts | None = None,
-                 host: str = "127.0.0.1", stop_timeout: float = 20.0, weed: Path | None = None):
+                 host: str = "127.0.0.1", stop_timeout: float = 20.0, weed: Path | None = None,
+                 s3_port: int | None = None):
         self.data_dir = Path(data_dir)
         self.layout = layout
-        self.ports = ports or SeaweedPorts.pick()
+        self.s3_port = s3_port
+        self.repick = ports is None
+        self.ports = ports or SeaweedPorts.pick(s3_port)
         self.host = host
         self.stop_timeout = stop_timeout
         self.weed = weed or find_weed()
@@ -217,6 +226,25 @@ class SeaweedServer:
                 "-master.telemetry=false"]
 
     def start(self, ready_timeout: float = 60.0) -> SeaweedServer:
+        for attempt in range(1, self.PICK_ATTEMPTS + 1):
+            log_offset = self.log_path.stat().st_size if self.log_path.exists() else 0
+            try:
+                return self._start_once(ready_timeout)
+            except SeaweedError:
+                if not (self.repick and attempt < self.PICK_ATTEMPTS and self._lost_a_picked_port(log_offset)):
+                    raise
+                self.ports = SeaweedPorts.pick(self.s3_port)
+        raise AssertionError("unreachable")
+
+    def _lost_a_picked_port(self, log_offset: int) -> bool:
+        """Whether this start's log says weed could not bind a port we picked (not the fixed S3 one)."""
+        with open(self.log_path, "rb") as log:
+            log.seek(log_offset)
+            text = log.read().decode(errors="replace")
+        busy = re.findall(r"listen tcp [^\s]*:(\d+): bind: address already in use", text)
+        return bool(busy) and all(int(port) != self.s3_port for port in busy)
+
+    def _start_once(self, ready_timeout: float) -> SeaweedServer:
         if self.process is not None:
             raise SeaweedError("server already started")
         for sub in ("volumes", "master"):

@@ -1,9 +1,9 @@
 """A real dev chain server (subprocess, real sockets) for the chain's integration tests."""
 from __future__ import annotations
 
+import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -19,36 +19,43 @@ from subnet.keys import Keypair
 TAO = 10**9
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @dataclass
 class ChainProcess:
-    url: str
+    """`subnet chain` as a subprocess. Port 0 (the default) lets the system choose; `start` reads the ports
+    the server bound from its port file, so no port is picked, released and then hoped to be still free.
+    A restart keeps the port it learned (the same URL, as an operator's restart would)."""
     db: Path
     genesis: Path
-    port: int
     block_time: float
+    port: int = 0
+    metrics_port: int | None = None
     proc: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        if not self.port:
+            raise RuntimeError("the chain has not started yet: its port is not known")
+        return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> None:
         log = open(self.db.with_suffix(".log"), "ab")
+        port_file = self.db.with_suffix(".port")
+        port_file.unlink(missing_ok=True)
+        metrics = [] if self.metrics_port is None else ["--metrics-port", str(self.metrics_port)]
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "subnet.cli", "chain", "--db", str(self.db), "--port", str(self.port),
-             "--block-time", str(self.block_time), "--genesis", str(self.genesis)],
-            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+             "--port-file", str(port_file), "--block-time", str(self.block_time), "--genesis", str(self.genesis),
+             *metrics], stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         deadline = time.time() + 30
         while time.time() < deadline:
-            try:
-                urllib.request.urlopen(self.url + "/head", timeout=1).read()
+            if port_file.is_file():
+                bound = json.loads(port_file.read_text())
+                self.port, self.metrics_port = bound["port"], bound["metrics_port"]
+                urllib.request.urlopen(self.url + "/head", timeout=5).read()
                 return
-            except OSError:
-                if self.proc.poll() is not None:
-                    raise RuntimeError(f"chain exited: {self.db.with_suffix('.log').read_text()}")
-                time.sleep(0.1)
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"chain exited: {self.db.with_suffix('.log').read_text()}")
+            time.sleep(0.05)
         raise RuntimeError("chain did not start in 30 s")
 
     def kill(self, sig: int = signal.SIGKILL) -> None:
@@ -87,9 +94,8 @@ def write_genesis(path: Path, actors: Actors, tempo: int = 10) -> Path:
 @pytest.fixture
 def chain(tmp_path, actors):
     """A dev-mode chain (blocks only on advance) with one subnet; killed after the test."""
-    port = free_port()
-    proc = ChainProcess(url=f"http://127.0.0.1:{port}", db=tmp_path / "chain.db",
-                        genesis=write_genesis(tmp_path / "neurons.yaml", actors), port=port, block_time=0)
+    proc = ChainProcess(db=tmp_path / "chain.db", genesis=write_genesis(tmp_path / "neurons.yaml", actors),
+                        block_time=0)
     proc.start()
     yield proc
     proc.kill(signal.SIGTERM)

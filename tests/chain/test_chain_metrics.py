@@ -6,10 +6,9 @@ import signal
 import urllib.error
 import urllib.request
 
-import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.chain.conftest import ChainProcess, free_port, write_genesis
+from tests.chain.conftest import ChainProcess, write_genesis
 
 
 def scrape(port: int) -> dict[tuple[str, tuple], float]:
@@ -27,14 +26,9 @@ def post(url: str, body: bytes) -> int:
 
 def test_chain_serves_block_height_and_requests_by_kind_and_outcome(tmp_path, actors):
     genesis = write_genesis(tmp_path / "neurons.yaml", actors)
-    metrics_port = free_port()
-    doc = yaml.safe_load(genesis.read_text())
-    doc["chain"]["metrics_port"] = metrics_port          # the port comes from the config file
-    genesis.write_text(yaml.safe_dump(doc))
-    port = free_port()
-    chain = ChainProcess(url=f"http://127.0.0.1:{port}", db=tmp_path / "chain.db", genesis=genesis, port=port,
-                         block_time=0)
+    chain = ChainProcess(db=tmp_path / "chain.db", genesis=genesis, block_time=0, metrics_port=0)
     chain.start()
+    metrics_port = chain.metrics_port          # the one the system chose, from the chain's port file
     try:
         for _ in range(3):
             assert post(chain.url + "/dev/advance", b'{"blocks": 2}') == 200

@@ -12,7 +12,7 @@ from subnet.chain.client import ChainCallError, ChainClient
 from subnet.errors import InputRejected
 from subnet.keys import Keypair
 
-from .conftest import TAO, ChainProcess, free_port, write_genesis
+from .conftest import TAO, ChainProcess, write_genesis
 
 
 def run(coro):
@@ -197,17 +197,16 @@ def _genesis_hash(url: str) -> str:
 
 def test_long_lived_client_survives_a_chain_reset(tmp_path, actors):
     """A chain restarted with a new genesis on the same URL: the same client re-signs and goes on."""
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    first = ChainProcess(url=url, db=tmp_path / "a.db", genesis=write_genesis(tmp_path / "a.yaml", actors),
-                         port=port, block_time=0)
-    second = ChainProcess(url=url, db=tmp_path / "b.db", genesis=write_genesis(tmp_path / "b.yaml", actors, tempo=7),
-                          port=port, block_time=0)
+    first = ChainProcess(db=tmp_path / "a.db", genesis=write_genesis(tmp_path / "a.yaml", actors), block_time=0)
     cold, dest = actors.miners_cold[0], actors.miners_cold[1].address
 
     async def scenario():
+        first.start()
+        url = first.url
+        # The new chain takes the old one's port: the URL the client holds does not change.
+        second = ChainProcess(db=tmp_path / "b.db", genesis=write_genesis(tmp_path / "b.yaml", actors, tempo=7),
+                              port=first.port, block_time=0)
         async with ChainClient(url) as client:
-            first.start()
             try:
                 genesis_a = _genesis_hash(url)
                 await client.transfer(cold, dest, TAO)
@@ -240,9 +239,7 @@ def test_a_bad_signature_on_an_unchanged_chain_is_raised(chain, actors):
 
 
 def test_dev_advance_exists_only_in_dev_mode(tmp_path, actors):
-    port = free_port()
-    proc = ChainProcess(url=f"http://127.0.0.1:{port}", db=tmp_path / "c.db",
-                        genesis=write_genesis(tmp_path / "g.yaml", actors), port=port, block_time=0.2)
+    proc = ChainProcess(db=tmp_path / "c.db", genesis=write_genesis(tmp_path / "g.yaml", actors), block_time=0.2)
     proc.start()
     try:
         request = urllib.request.Request(proc.url + "/dev/advance", data=b"{}", method="POST")

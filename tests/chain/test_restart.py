@@ -6,14 +6,13 @@ import pytest
 
 from subnet.chain.client import ChainClient, ChainUnavailable
 
-from .conftest import TAO, ChainProcess, free_port, write_genesis
+from .conftest import TAO, ChainProcess, write_genesis
 
 
 @pytest.mark.slow
 def test_kill_9_loses_nothing_confirmed(tmp_path, actors):
-    port = free_port()
-    chain = ChainProcess(url=f"http://127.0.0.1:{port}", db=tmp_path / "chain.db",
-                         genesis=write_genesis(tmp_path / "g.yaml", actors, tempo=3), port=port, block_time=0.05)
+    chain = ChainProcess(db=tmp_path / "chain.db", genesis=write_genesis(tmp_path / "g.yaml", actors, tempo=3),
+                         block_time=0.05)
     chain.start()
     a = actors
 
@@ -88,9 +87,7 @@ def test_a_call_resent_after_a_kill_applies_exactly_once(tmp_path, actors):
 
     from subnet.chain.envelope import sign_envelope
 
-    port = free_port()
-    chain = ChainProcess(url=f"http://127.0.0.1:{port}", db=tmp_path / "chain.db",
-                         genesis=write_genesis(tmp_path / "g.yaml", actors), port=port, block_time=0)
+    chain = ChainProcess(db=tmp_path / "chain.db", genesis=write_genesis(tmp_path / "g.yaml", actors), block_time=0)
     chain.start()
 
     def get(path: str) -> dict:

@@ -8,7 +8,7 @@ from subnet.chain.client import ChainClient
 from subnet.storage.client import StorageClient
 from subnet.storage.commitment import BucketCommitment
 from subnet.storage.discovery import commit_bucket, read_bucket_commitments
-from tests.chain.conftest import ChainProcess, free_port, write_genesis
+from tests.chain.conftest import ChainProcess, write_genesis
 
 
 @pytest.fixture
@@ -17,9 +17,7 @@ def chain_and_actors(tmp_path):
     from subnet.keys import Keypair
     gen = Keypair.generate
     actors = Actors(gen(), gen(), gen(), gen(), [gen() for _ in range(3)], [gen() for _ in range(3)])
-    port = free_port()
-    proc = ChainProcess(url=f"http://127.0.0.1:{port}", db=tmp_path / "chain.db",
-                        genesis=write_genesis(tmp_path / "g.yaml", actors), port=port, block_time=0)
+    proc = ChainProcess(db=tmp_path / "chain.db", genesis=write_genesis(tmp_path / "g.yaml", actors), block_time=0)
     proc.start()
     yield proc, actors
     proc.kill(signal.SIGTERM)

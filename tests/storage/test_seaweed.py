@@ -1,6 +1,7 @@
 """The embedded SeaweedFS: per-bucket write keys, the shared read key, persistence, clean stop."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import stat
@@ -89,3 +90,40 @@ def test_data_persists_across_restart_and_stop_leaves_no_process(tmp_path):
         client = StorageClient(S3Config(server.endpoint, owner.write.access_key, owner.write.secret_key))
         assert json.loads(bytes(client.get(owner.bucket, "kept.json", 100))) == {"x": 1}
 
+
+
+@pytest.mark.slow
+def test_a_picked_port_taken_before_weed_binds_it_is_picked_again(tmp_path):
+    """weed cannot bind port 0, so its ports are picked free ahead; another process may take one in
+    between. The start picks again instead of failing; the fixed S3 port is kept."""
+    import socket
+    layout = load_or_create_layout(tmp_path, ["miner-9"])
+    with socket.socket() as thief:
+        thief.bind(("127.0.0.1", 0))
+        thief.listen()
+        stolen = thief.getsockname()[1]
+        server = SeaweedServer(tmp_path, layout, stop_timeout=2.0)
+        fixed_s3 = server.ports.s3
+        server.s3_port = fixed_s3
+        server.ports = dataclasses.replace(server.ports, master=stolen)   # taken after it was picked
+        try:
+            server.start()
+            assert server.ports.master != stolen and server.ports.s3 == fixed_s3
+            assert "address already in use" in server.log_path.read_text()   # the first start did hit it
+            owner = layout.owner("miner-9")
+            client = StorageClient(S3Config(server.endpoint, owner.write.access_key, owner.write.secret_key))
+            client.put(owner.bucket, "after-repick", b"ok")
+            assert bytes(client.get(owner.bucket, "after-repick", 10)) == b"ok"
+        finally:
+            server.stop()
+
+
+def test_a_fixed_s3_port_in_use_is_an_error_not_a_retry(tmp_path):
+    import socket
+    layout = load_or_create_layout(tmp_path, ["miner-9"])
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        server = SeaweedServer(tmp_path, layout, stop_timeout=2.0, s3_port=busy.getsockname()[1])
+        with pytest.raises(SeaweedError, match="address already in use"):
+            server.start(ready_timeout=30)
