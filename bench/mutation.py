@@ -14,12 +14,17 @@ EQUIVALENT after review and left out of the kill rate. `--json` writes exactly:
 from __future__ import annotations
 
 import argparse
+import ast
+import io
 import json
+import os
 import shutil
 import subprocess
 import sys
 import tempfile
+import textwrap
 import time
+import tokenize
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -59,21 +64,100 @@ def scratch_copy(modules: list[str], dest: Path) -> None:
                      'also_copy = ["subnet", "miner", "validator", "amm", "tests", "hparams", "neurons.yaml"]\n')
 
 
+def _functions(source: str) -> dict[str, str]:
+    """Every function's source in a mutmut-rewritten module, by its (mangled) name."""
+    tree = ast.parse(source)
+    return {node.name: ast.get_source_segment(source, node) or "" for node in ast.walk(tree)
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))}
+
+
+def _tokens(text: str) -> list[tuple[int, str]]:
+    return [(t.type, t.string) for t in tokenize.generate_tokens(io.StringIO(text).readline)
+            if t.type not in (tokenize.COMMENT, tokenize.NL, tokenize.NEWLINE, tokenize.INDENT, tokenize.DEDENT)]
+
+
+def message_only(original: str, mutant: str) -> bool:
+    """Whether the mutant changes nothing but the text of an exception's message: every differing token
+    is a string literal (an f-string is one token here, slices of echoed values included) and every
+    differing line lies inside a `raise`. Wording, case and XX-padding of a message are not behaviour;
+    a message replaced by None or dropped changes the token kinds and is not covered by this rule."""
+    old_tokens, new_tokens = _tokens(original), _tokens(mutant)
+    if len(old_tokens) != len(new_tokens):
+        return False
+    differing = [(a, b) for a, b in zip(old_tokens, new_tokens) if a != b]
+    if not differing or any(a[0] != tokenize.STRING or b[0] != tokenize.STRING for a, b in differing):
+        return False
+    old_lines, new_lines = original.splitlines(), mutant.splitlines()
+    if len(old_lines) != len(new_lines):
+        return False
+    changed = {i + 1 for i, (a, b) in enumerate(zip(old_lines, new_lines)) if a != b}
+    tree = ast.parse(original)
+    in_raise = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Raise):
+            in_raise.update(range(node.lineno, (node.end_lineno or node.lineno) + 1))
+    return changed <= in_raise
+
+
+def equivalence(workdir: Path, module: str, name: str) -> str | None:
+    """Why mutant `name` of `module` is equivalent: a reviewed entry of EQUIVALENT, or a message-only change."""
+    if name in EQUIVALENT:
+        return EQUIVALENT[name]
+    source_path = workdir / "mutants" / module
+    if not source_path.is_file():
+        return None
+    functions = _functions(source_path.read_text())
+    short = name.rsplit(".", 1)[-1]
+    original = functions.get(short.rsplit("__mutmut_", 1)[0] + "__mutmut_orig")
+    mutant = functions.get(short)
+    if original is None or mutant is None:
+        return None
+    original = textwrap.dedent(original.replace(short.rsplit("__mutmut_", 1)[0] + "__mutmut_orig", "f", 1))
+    mutant = textwrap.dedent(mutant.replace(short, "f", 1))
+    return "message wording only" if message_only(original, mutant) else None
+
+
 def module_results(workdir: Path, module: str) -> tuple[dict, list[str]]:
     meta_path = workdir / "mutants" / (module + ".meta")
     codes = json.loads(meta_path.read_text())["exit_code_by_key"] if meta_path.is_file() else {}
-    killed = survived = equivalent = 0
+    killed = survived = equivalent = timeouts = 0
     survivors = []
     for name, code in codes.items():
-        if name in EQUIVALENT:
+        if code in SURVIVED_CODES and equivalence(workdir, module, name):
             equivalent += 1
         elif code in KILLED_CODES or code in TIMEOUT_CODES:
             killed += 1
+            timeouts += code in TIMEOUT_CODES
         elif code in SURVIVED_CODES:
             survived += 1
             survivors.append(name)
-    # Not run (None) or skipped codes count as mutants but neither killed nor survived: the figure says so.
+    not_run = len(codes) - killed - survived - equivalent
+    if timeouts or not_run:   # printed, not in the JSON layout: a reader should know what "killed" holds
+        print(f"{module}: {timeouts} of the killed hit mutmut's CPU limit; {not_run} not run or skipped")
     return {"mutants": len(codes), "killed": killed, "survived": survived, "equivalent": equivalent}, survivors
+
+
+def run_mutmut(modules: list[str], mutmut: Path, max_children: int, keep: Path | None) -> tuple[dict, dict]:
+    workdir = keep.resolve() if keep else Path(tempfile.mkdtemp(prefix="mutation-"))
+    if keep and workdir.exists():
+        shutil.rmtree(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    try:
+        scratch_copy(modules, workdir)
+        started = time.monotonic()
+        print(f"mutating {len(modules)} module(s) in {workdir} (log {workdir / 'mutmut.log'})", flush=True)
+        with open(workdir / "mutmut.log", "w") as log:
+            # One OpenMP thread: mutmut forks a child per mutant from a process that has run torch, and
+            # a forked OpenMP pool spins until mutmut's CPU limit, which would read as a (false) kill.
+            env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+            proc = subprocess.run([str(mutmut), "run", "--max-children", str(max_children)], cwd=workdir,
+                                  stdout=log, stderr=subprocess.STDOUT, env=env)
+        print(f"mutmut exited {proc.returncode} after {time.monotonic() - started:.0f} s", flush=True)
+        results = {module: module_results(workdir, module) for module in modules}
+    finally:
+        if not keep:
+            shutil.rmtree(workdir, ignore_errors=True)
+    return {m: r[0] for m, r in results.items()}, {m: r[1] for m, r in results.items()}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -83,34 +167,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-children", type=int, default=2, help="parallel test processes (default 2)")
     parser.add_argument("--keep", type=Path, help="keep the scratch copy here (to `mutmut show` survivors)")
     parser.add_argument("--json", type=Path, help="write the figures here")
+    parser.add_argument("--rescore", type=Path, metavar="DIR",
+                        help="count the results of an earlier --keep DIR again (after EQUIVALENT changed); no run")
     args = parser.parse_args(argv)
     modules = [m.strip() for m in args.modules.split(",") if m.strip()]
     unknown = [m for m in modules if m not in MODULES]
     if unknown:
         parser.error(f"--modules: not a trust-boundary module: {', '.join(unknown)} (known: {', '.join(MODULES)})")
-    mutmut = Path(sys.executable).with_name("mutmut")
-    if not mutmut.is_file():
-        print(f"{PROG}: error: mutmut is not installed; run: {sys.executable} -m pip install -e '.[mutation]'",
-              file=sys.stderr)
-        return 1
-    workdir = args.keep.resolve() if args.keep else Path(tempfile.mkdtemp(prefix="mutation-"))
-    if args.keep and workdir.exists():
-        shutil.rmtree(workdir)
-    workdir.mkdir(parents=True, exist_ok=True)
-    try:
-        scratch_copy(modules, workdir)
-        started = time.monotonic()
-        print(f"mutating {len(modules)} module(s) in {workdir} (log {workdir / 'mutmut.log'})", flush=True)
-        with open(workdir / "mutmut.log", "w") as log:
-            proc = subprocess.run([str(mutmut), "run", "--max-children", str(args.max_children)], cwd=workdir,
-                                  stdout=log, stderr=subprocess.STDOUT)
-        print(f"mutmut exited {proc.returncode} after {time.monotonic() - started:.0f} s", flush=True)
+    if args.rescore:
         out_modules, survivors = {}, {}
         for module in modules:
-            out_modules[module], survivors[module] = module_results(workdir, module)
-    finally:
-        if not args.keep:
-            shutil.rmtree(workdir, ignore_errors=True)
+            out_modules[module], survivors[module] = module_results(args.rescore, module)
+    else:
+        mutmut = Path(sys.executable).with_name("mutmut")
+        if not mutmut.is_file():
+            print(f"{PROG}: error: mutmut is not installed; run: {sys.executable} -m pip install -e '.[mutation]'",
+                  file=sys.stderr)
+            return 1
+        out_modules, survivors = run_mutmut(modules, mutmut, args.max_children, args.keep)
     judged = sum(m["mutants"] - m["equivalent"] for m in out_modules.values())
     killed = sum(m["killed"] for m in out_modules.values())
     out = {"modules": out_modules, "kill_rate": killed / judged if judged else 0.0}

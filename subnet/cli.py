@@ -15,7 +15,7 @@ from rich.table import Table
 from subnet.chain.cli import add_chain_commands
 from subnet.config import ConfigError, load_preset
 from subnet.storage.cli import add_storage_commands
-from subnet.wallet import add_wallet_commands
+from subnet.wallet_cli import add_wallet_commands
 
 DEFAULT_DATA_ROOT = Path("data")
 DEFAULT_PRESET = "tiny"  # every command's --preset; the README's commands use it too

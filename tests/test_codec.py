@@ -106,19 +106,36 @@ def test_chunk_layout_roundtrip_and_scaled_k():
     assert chunk_layout((768,), 64, 64).k == 12  # 768 values at 64/4096 density
 
 
-def test_error_feedback_invariant():
-    codec = CompressionConfig(tile=16, topk=8, ef_decay=0.9)
-    error = sample(seed=1)
-    delta = sample(seed=2)
-    new_error, packet, transmitted = compress_with_feedback(error, delta, codec)
-    for name in delta:
-        accumulated = 0.9 * error[name] + delta[name]
-        torch.testing.assert_close(new_error[name] + transmitted[name], accumulated, rtol=0, atol=1e-6)
-        # what was sent is gone from the buffer only where something was sent
-        untouched = transmitted[name] == 0
-        assert torch.equal(new_error[name][untouched], accumulated[untouched])
-    # inputs are not modified
-    assert torch.equal(error["matrix"], sample(seed=1)["matrix"])
+@pytest.mark.parametrize("decay", [1.0, 0.5, 0.0])
+def test_error_feedback_sends_a_small_gradient_once_its_backlog_outgrows_the_large_one(decay):
+    """One chunk, k = 1, a gradient of 1.0 on one coordinate and 0.3 on another, every round. The
+    schedule of what is sent comes from a few lines of plain Python (the definition: add the gradient
+    to the decayed backlog, send the largest, keep the rest), not from the codec: with decay 1 the small
+    coordinate goes out in round 4 at 1.2 and the large one in round 5 at 2.0; with decay 0.5 its backlog
+    tends to 0.6 < 1 and it never goes out, nor with decay 0 (no memory)."""
+    codec = CompressionConfig(tile=4, topk=1, value_bits=2, ef_decay=decay)
+    assert chunk_layout((16,), codec.tile, codec.topk).k == 1
+    gradient = [0.0] * 16
+    gradient[0], gradient[5] = 1.0, 0.3
+    backlog = [0.0] * 16
+    error = {"v": torch.zeros(16)}
+    small_sent_in = []
+    for round_ in range(1, 13):
+        backlog = [decay * b + g for b, g in zip(backlog, gradient)]
+        largest = max(range(16), key=lambda i: abs(backlog[i]))
+        expected = (largest, backlog[largest])
+        backlog[largest] = 0.0
+        given = error["v"]
+        snapshot = given.clone()
+        error, _, sent = compress_with_feedback(error, {"v": torch.tensor(gradient)}, codec)
+        assert torch.equal(given, snapshot)                      # the caller's buffer is not modified
+        nonzero = torch.nonzero(sent["v"]).flatten().tolist()
+        assert nonzero == [expected[0]], f"round {round_}"
+        assert sent["v"][expected[0]].item() == pytest.approx(expected[1], abs=1e-6)   # one value: exact
+        torch.testing.assert_close(error["v"], torch.tensor(backlog), rtol=0, atol=1e-6)
+        if expected[0] == 5:
+            small_sent_in.append(round_)
+    assert small_sent_in == ([4, 8, 12] if decay == 1.0 else [])
 
 
 def test_error_feedback_loses_nothing_over_rounds():

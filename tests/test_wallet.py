@@ -1,4 +1,4 @@
-"""Wallet files and the `wallet` CLI commands (subnet/wallet.py)."""
+"""Wallet files (subnet/wallet.py) and the `wallet` CLI commands (subnet/wallet_cli.py)."""
 
 from __future__ import annotations
 
@@ -12,12 +12,12 @@ from subnet.keys import ss58_decode, verify
 from subnet.wallet import (
     WalletError,
     WalletExistsError,
-    add_wallet_commands,
     create_wallet,
     list_wallets,
     load_wallet,
     resolve_wallet_dir,
 )
+from subnet.wallet_cli import add_wallet_commands
 
 
 def mode(path) -> int:
@@ -125,3 +125,33 @@ def test_cli_create_and_list(tmp_path, capsys):
 def test_cli_requires_a_wallet_subcommand(capsys):
     with pytest.raises(SystemExit):
         _parser().parse_args(["wallet"])
+
+
+def test_a_wallet_dir_that_does_not_exist_yet_is_created_private_with_its_parents(tmp_path):
+    root = tmp_path / "deep" / "er" / "wallets"
+    create_wallet("n", root)
+    assert mode(root) == 0o700 and mode(root / "n") == 0o700
+    assert load_wallet("n", root).name == "n"
+
+
+def test_overwriting_tightens_a_loosened_wallet_directory(tmp_path):
+    create_wallet("loose", tmp_path)
+    (tmp_path / "loose").chmod(0o755)
+    create_wallet("loose", tmp_path, overwrite=True)
+    assert mode(tmp_path / "loose") == 0o700
+    for key in ("coldkey", "hotkey"):
+        assert mode(tmp_path / "loose" / key) == 0o600
+
+
+def test_key_files_hold_the_seed_public_key_address_and_network_prefix(tmp_path):
+    wallet = create_wallet("doc", tmp_path)
+    document = json.loads((tmp_path / "doc" / "hotkey").read_text())
+    assert document == {"seed_hex": wallet.hotkey.seed.hex(), "public_key_hex": wallet.hotkey.public_key.hex(),
+                        "ss58_address": wallet.hotkey.address, "ss58_prefix": 42}
+
+
+def test_a_missing_key_file_is_named(tmp_path):
+    create_wallet("half", tmp_path)
+    (tmp_path / "half" / "hotkey").unlink()
+    with pytest.raises(WalletError, match=r"key file .*half/hotkey is missing"):
+        load_wallet("half", tmp_path)

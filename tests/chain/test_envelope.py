@@ -37,23 +37,37 @@ def test_signed_envelope_verifies_and_any_change_breaks_it():
         assert err.value.reason == "bad_signature" and err.value.status == 401
 
 
-@pytest.mark.parametrize("mutate,reason", [
-    (lambda b: [b], "malformed"),
-    (lambda b: {**b, "extra": 1}, "malformed"),
-    (lambda b: {**b, "call": "mint"}, "unknown_call"),
-    (lambda b: {**b, "signer": "nope"}, "bad_address"),
-    (lambda b: {**b, "nonce": True}, "bad_nonce"),
-    (lambda b: {**b, "nonce": 2**63}, "bad_nonce"),
-    (lambda b: {**b, "signature": "AB" * 64}, "bad_signature"),
+@pytest.mark.parametrize("mutate,reason,names", [
+    (lambda b: [b], "malformed", "call must be a JSON object"),
+    (lambda b: {**b, "extra": 1}, "malformed",
+     r"call must have exactly the keys \['call', 'nonce', 'params', 'signature', 'signer'\], got \[.*'extra'"),
+    (lambda b: {**b, "call": "mint"}, "unknown_call", "unknown call 'mint'; known: commit, transfer"),
+    (lambda b: {**b, "params": [1]}, "malformed", "params must be an object"),
+    (lambda b: {**b, "signer": "nope"}, "bad_address", "signer 'nope' is not an SS58 address"),
+    (lambda b: {**b, "nonce": True}, "bad_nonce", r"nonce must be an integer in \[1, 2\^63\)"),
+    (lambda b: {**b, "nonce": 0}, "bad_nonce", r"nonce must be an integer in \[1, 2\^63\)"),
+    (lambda b: {**b, "nonce": 2**63}, "bad_nonce", r"nonce must be an integer in \[1, 2\^63\)"),
+    (lambda b: {**b, "signature": "AB" * 64}, "bad_signature", "signature must be 128 lowercase hex characters"),
 ])
-def test_malformed_envelopes_are_input_rejections(mutate, reason):
+def test_malformed_envelopes_are_input_rejections_that_say_why(mutate, reason, names):
     key = Keypair.generate()
     body = sign_envelope(key, "transfer", {"dest": key.address, "amount": 5}, 3, GENESIS)
-    with pytest.raises(InputRejected) as err:
+    with pytest.raises(InputRejected, match=names) as err:
         parse_envelope(mutate(body), CALLS)
-    assert isinstance(err.value, ChainError) and err.value.reason == reason
+    assert isinstance(err.value, ChainError) and err.value.reason == reason and err.value.status == 400
     assert err.value.code == reason  # the API's field name, kept as an alias
-    assert err.value.to_json()["error"]["code"] == reason
+    assert err.value.to_json() == {"error": {"code": reason, "message": err.value.detail}}   # docs/chain-api.md
+
+
+def test_the_largest_nonce_is_accepted_and_a_bad_signature_is_401_and_says_so():
+    key = Keypair.generate()
+    body = sign_envelope(key, "transfer", {"dest": key.address, "amount": 5}, 2**63 - 1, GENESIS)
+    env = parse_envelope(body, CALLS)
+    assert env.nonce == 2**63 - 1
+    check_signature(env, GENESIS)
+    with pytest.raises(ChainError, match="signature does not verify for this signer, call, nonce and chain") as err:
+        check_signature(env, "cd" * 32)
+    assert err.value.status == 401 and err.value.message == err.value.detail
 
 
 def test_client_import_loads_no_server_code():

@@ -78,7 +78,10 @@ def test_a_file_replaced_under_the_manifest_is_refused(seaweed, tiny_preset, tok
     with pytest.raises(WireError) as err:
         fetch_checkpoint(reader, bucket, tmp_path, hotkey=LEAD.address)
     assert err.value.reason == "bad_signature"
-    assert sha256_hex(latest)  # the original pointer was well-formed
+    writer.put(bucket, LATEST_KEY, latest)     # the signed pointer back: the edit alone was the bad signature
+    with pytest.raises(WireError) as err:
+        fetch_checkpoint(reader, bucket, tmp_path, hotkey=LEAD.address)
+    assert err.value.reason == "part_mismatch"
 
 
 def _resign(writer, bucket: str, window: int, change) -> None:

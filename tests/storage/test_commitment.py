@@ -25,21 +25,70 @@ def test_round_trip():
     assert parse_commitment(format_commitment(aws)).s3_config().endpoint_url == aws.endpoint
 
 
-@pytest.mark.parametrize("junk", [
-    "", "v1", "v2|http://a:1|bucket|AAAAAAAA|BBBBBBBB", "v1|http://a:1|bucket|AAAAAAAA",
-    "v1|http://a:1|bucket|AAAAAAAA|BBBBBBBB|extra", "v1|ftp://a|bucket|AAAAAAAA|BBBBBBBB",
-    "v1|http://user@a|bucket|AAAAAAAA|BBBBBBBB", "v1|http://a/path|bucket|AAAAAAAA|BBBBBBBB",
-    "v1|http://a:99999|bucket|AAAAAAAA|BBBBBBBB", "v1|http://a:1?q=1|bucket|AAAAAAAA|BBBBBBBB",
-    "v1|http://a..b|bucket|AAAAAAAA|BBBBBBBB", "v1|http://a|Bucket|AAAAAAAA|BBBBBBBB",
-    "v1|http://a|b|AAAAAAAA|BBBBBBBB", "v1|http://a|bucket-|AAAAAAAA|BBBBBBBB",
-    "v1|http://a|bucket|AAAA|BBBBBBBB", "v1|http://a|bucket|AAAAAAA!|BBBBBBBB",
-    "v1|http://a|bucket|AAAAAAAA|BBB BBBBB", "v1|http://a|bucket|AAAAAAAA|BBBBBBBB\n",
-    "v1|http://é|bucket|AAAAAAAA|BBBBBBBB", "v1|http://a|bucket|AAAAAAAA|" + "B" * 600,
-    None, 42, b"\xff\xfe",
+NOT_HTTP = r"endpoint .* is not http\(s\)://host\[:port\]"
+BAD_BUCKET = r"bucket .* is not a valid S3 bucket name"
+ACCESS = "access key must be 8..128 letters and digits"
+SECRET = r"secret key must be 8..128 of letters, digits and / \+ = _ -"
+
+
+@pytest.mark.parametrize("junk, names", [
+    ("", r"unknown commitment version '', expected 'v1'"),
+    ("v1", "commitment has 1 fields, expected 5"),
+    ("v2|http://a:1|bucket|AAAAAAAA|BBBBBBBB", r"unknown commitment version 'v2', expected 'v1'"),
+    ("v1|http://a:1|bucket|AAAAAAAA", "commitment has 4 fields, expected 5"),
+    ("v1|http://a:1|bucket|AAAAAAAA|BBBBBBBB|extra", "commitment has 6 fields, expected 5"),
+    ("v1|ftp://a|bucket|AAAAAAAA|BBBBBBBB", NOT_HTTP),
+    ("v1|http://user@a|bucket|AAAAAAAA|BBBBBBBB", NOT_HTTP),
+    ("v1|http://a/path|bucket|AAAAAAAA|BBBBBBBB", NOT_HTTP),
+    ("v1|http://a:99999|bucket|AAAAAAAA|BBBBBBBB", "endpoint port 99999 is out of range"),
+    ("v1|http://a:0|bucket|AAAAAAAA|BBBBBBBB", "endpoint port 0 is out of range"),
+    ("v1|http://a:65536|bucket|AAAAAAAA|BBBBBBBB", "endpoint port 65536 is out of range"),
+    ("v1|http://a:1?q=1|bucket|AAAAAAAA|BBBBBBBB", NOT_HTTP),
+    ("v1|http://a..b|bucket|AAAAAAAA|BBBBBBBB", NOT_HTTP),
+    ("v1|http://a|Bucket|AAAAAAAA|BBBBBBBB", BAD_BUCKET),
+    ("v1|http://a|b|AAAAAAAA|BBBBBBBB", BAD_BUCKET),
+    ("v1|http://a|bucket-|AAAAAAAA|BBBBBBBB", BAD_BUCKET),
+    ("v1|http://a|my..bucket|AAAAAAAA|BBBBBBBB", r"bucket 'my..bucket' is not a valid S3 bucket name"),
+    ("v1|http://a|bucket|AAAA|BBBBBBBB", ACCESS),
+    ("v1|http://a|bucket|AAAAAAA!|BBBBBBBB", ACCESS),
+    ("v1|http://a|bucket|AAAAAAAA|BBB BBBBB", SECRET),
+    ("v1|http://a|bucket|AAAAAAAA|BBBBBBBB\n", SECRET),
+    ("v1|http://é|bucket|AAAAAAAA|BBBBBBBB", "commitment is not ASCII"),
+    ("v1|http://a|bucket|AAAAAAAA|" + "B" * 600, "commitment is 628 characters, more than 512"),
+    (None, "commitment must be a string, got NoneType"),
+    (42, "commitment must be a string, got int"),
+    (b"\xff\xfe", "commitment is not ASCII"),
 ])
-def test_junk_is_rejected(junk):
-    with pytest.raises(CommitmentError):
+def test_junk_is_rejected_with_a_message_naming_the_part(junk, names):
+    with pytest.raises(CommitmentError, match=names) as err:
         parse_commitment(junk)
+    assert err.value.reason == "bad_commitment"
+
+
+def test_the_edges_of_each_range_are_inside_it():
+    """Port 1 and 65535, a commitment of exactly 512 characters: accepted; one past: refused."""
+    for port in (1, 65535):
+        edge = BucketCommitment(f"http://a:{port}", "bucket", "AAAAAAAA", "BBBBBBBB")
+        assert parse_commitment(format_commitment(edge)) == edge
+    bucket, access, secret = "b" * 63, "A" * 128, "S" * 128      # each at its own maximum
+    host = "h" * (MAX_COMMITMENT_CHARS - len("v1|http://|||") - 63 - 128 - 128)
+    longest = BucketCommitment("http://" + host, bucket, access, secret)
+    text = format_commitment(longest)
+    assert len(text) == MAX_COMMITMENT_CHARS and parse_commitment(text) == longest
+    too_long = BucketCommitment(longest.endpoint + "h", bucket, access, secret)
+    with pytest.raises(CommitmentError, match="commitment is 513 characters, more than 512"):
+        format_commitment(too_long)
+    with pytest.raises(CommitmentError, match="commitment is 513 characters, more than 512"):
+        parse_commitment(text[:7] + "h" + text[7:])
+    with pytest.raises(CommitmentError, match="endpoint port 0 is out of range"):
+        format_commitment(BucketCommitment("http://a:0", "bucket", "AAAAAAAA", "BBBBBBBB"))
+
+
+def test_s3_config_carries_the_read_key_and_region():
+    config = GOOD.s3_config()
+    assert (config.endpoint_url, config.access_key, config.secret_key, config.region) == (
+        GOOD.endpoint, GOOD.access_key, GOOD.secret_key, "us-east-1")
+    assert GOOD.s3_config(region="eu-west-2").region == "eu-west-2"
 
 
 @settings(max_examples=300, deadline=None)

@@ -1,0 +1,67 @@
+"""`subnet wallet create NAME [--wallet-dir DIR] [--overwrite]` and `subnet wallet list [--wallet-dir DIR]`.
+
+The thin shell over subnet/wallet.py. Failures are raised as WalletError; `subnet`'s main prints them
+as one line.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from subnet.keys import SS58_PREFIX
+from subnet.wallet import (DEFAULT_WALLET_DIR, WALLET_DIR_ENV, Wallet, WalletError, create_wallet, list_wallets,
+                           load_wallet, resolve_wallet_dir)
+
+
+def _print_wallet(wallet: Wallet) -> None:
+    print(f"{wallet.name}  ({wallet.path})")
+    print(f"  coldkey  {wallet.coldkey.address}")
+    print(f"  hotkey   {wallet.hotkey.address}")
+
+
+def _run_create(args: argparse.Namespace) -> int:
+    wallet = create_wallet(args.name, args.wallet_dir, overwrite=args.overwrite)
+    print(f"Created wallet; addresses are SS58 with network prefix {SS58_PREFIX}.")
+    _print_wallet(wallet)
+    return 0
+
+
+def _run_list(args: argparse.Namespace) -> int:
+    root = resolve_wallet_dir(args.wallet_dir)
+    names = list_wallets(root)
+    if not names:
+        print(f"No wallets in {root}.")
+        return 0
+    print(f"Wallets in {root} (SS58 addresses, network prefix {SS58_PREFIX}):")
+    status = 0
+    for name in names:
+        try:
+            _print_wallet(load_wallet(name, root))
+        except WalletError as error:  # list the others all the same
+            print(f"subnet: error: {error}", file=sys.stderr)
+            status = 1
+    return status
+
+
+def add_wallet_commands(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """Register ``wallet create`` and ``wallet list`` on ``subparsers``. Each leaf sets
+    ``func``; ``args.func(args)`` runs it and returns an exit code."""
+    wallet_parser = subparsers.add_parser("wallet", help="create and list wallets (ed25519 keys)")
+    commands = wallet_parser.add_subparsers(dest="wallet_command", metavar="{create,list}")
+    commands.required = True
+
+    def add_wallet_dir(parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("--wallet-dir", default=None,
+                            help=f"wallet directory (default: ${WALLET_DIR_ENV} or {DEFAULT_WALLET_DIR})")
+        parser.add_argument("--dir", dest="wallet_dir", help=argparse.SUPPRESS)  # the old name
+
+    create = commands.add_parser("create", help="create a wallet with a new coldkey and hotkey")
+    create.add_argument("name", help="wallet name")
+    add_wallet_dir(create)
+    create.add_argument("--overwrite", action="store_true", help="replace an existing wallet's keys")
+    create.set_defaults(func=_run_create)
+
+    listing = commands.add_parser("list", help="list wallets and their addresses")
+    add_wallet_dir(listing)
+    listing.set_defaults(func=_run_list)
+    return wallet_parser
