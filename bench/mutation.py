@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import functools
 import io
 import json
 import os
@@ -43,8 +44,34 @@ MODULES = {
     "subnet/storage/checkpoint.py": ["tests/storage/test_checkpoint.py"],
     "subnet/wallet.py": ["tests/test_wallet.py"],
 }
-# Mutant name (as `mutmut results` prints it) -> why it is equivalent. Filled in after review.
-EQUIVALENT: dict[str, str] = {}
+# Mutant name (as `mutmut results` prints it) -> why it is equivalent, after review. (Mutants that only
+# reword an exception's message are recognised by `message_only` and need no entry.)
+_MKDIR_MODE = "the chmod(0o700) on the next line sets the mode (mkdir's only narrows the instant between)"
+_KEY_JSON_LAYOUT = "whitespace of the key file's JSON; readers parse it"
+_UTF8 = "the same codec: Python looks codec names up case-insensitively, and the locale's is UTF-8 (ASCII files)"
+_MKSTEMP_0600 = "mkstemp already creates the temp file 0600; the explicit mode states it"
+_SIGNED_LENGTH = "'<q' and '<Q' give the same 8 bytes for a header length below 2^63 (ours: under 100 MB)"
+_OLD_SIGNATURE = ("an old signature left in the metadata is dropped by the digest and overwritten by the new "
+                  "one on the next line")
+EQUIVALENT: dict[str, str] = {
+    "subnet.wallet.x__make_private_dir__mutmut_4": _MKDIR_MODE,
+    "subnet.wallet.x__make_private_dir__mutmut_6": _MKDIR_MODE,
+    "subnet.wallet.x__key_document__mutmut_12": _KEY_JSON_LAYOUT,
+    "subnet.wallet.x__key_document__mutmut_14": _KEY_JSON_LAYOUT,
+    "subnet.wallet.x__key_document__mutmut_15": _KEY_JSON_LAYOUT,
+    "subnet.wallet.x__read_key__mutmut_3": _UTF8,
+    "subnet.wallet.x__read_key__mutmut_5": _UTF8,
+    "subnet.wallet.x_create_wallet__mutmut_16": "tighten_existing=None is falsy like False",
+    "subnet.wallet.x_create_wallet__mutmut_28": _MKSTEMP_0600,
+    "subnet.wallet.x_create_wallet__mutmut_31": _MKSTEMP_0600,
+    "subnet.storage.commitment.x_parse_commitment__mutmut_4": _UTF8,
+    "subnet.wire.signing.x_canonical_json__mutmut_18": _UTF8,
+    "subnet.wire.signing.x__frame__mutmut_17": _SIGNED_LENGTH,
+    "subnet.wire.signing.x_sign_safetensors__mutmut_7": _SIGNED_LENGTH,
+    "subnet.wire.signing.x_sign_safetensors__mutmut_25": _OLD_SIGNATURE,
+    "subnet.wire.signing.x_sign_safetensors__mutmut_28": _OLD_SIGNATURE,
+    "subnet.wire.signing.x_sign_safetensors__mutmut_29": _OLD_SIGNATURE,
+}
 KILLED_CODES = {1, 3}            # tests failed (1), or mutmut's own test-failure code
 TIMEOUT_CODES = {-24, 24, 36}    # SIGXCPU / timeout: the tests caught a mutant that hangs
 SURVIVED_CODES = {0}
@@ -64,8 +91,10 @@ def scratch_copy(modules: list[str], dest: Path) -> None:
                      'also_copy = ["subnet", "miner", "validator", "amm", "tests", "hparams", "neurons.yaml"]\n')
 
 
-def _functions(source: str) -> dict[str, str]:
+@functools.lru_cache(maxsize=4)
+def _functions(path: Path) -> dict[str, str]:
     """Every function's source in a mutmut-rewritten module, by its (mangled) name."""
+    source = path.read_text()
     tree = ast.parse(source)
     return {node.name: ast.get_source_segment(source, node) or "" for node in ast.walk(tree)
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))}
@@ -106,7 +135,7 @@ def equivalence(workdir: Path, module: str, name: str) -> str | None:
     source_path = workdir / "mutants" / module
     if not source_path.is_file():
         return None
-    functions = _functions(source_path.read_text())
+    functions = _functions(source_path)
     short = name.rsplit(".", 1)[-1]
     original = functions.get(short.rsplit("__mutmut_", 1)[0] + "__mutmut_orig")
     mutant = functions.get(short)

@@ -241,6 +241,94 @@ def test_signed_json_without_a_signer_or_with_a_bad_hotkey_is_refused():
         assert info.value.reason == reason, document
 
 
+def test_canonical_json_is_sorted_compact_ascii_and_refuses_nan():
+    assert canonical_json({"b": 1, "a": [True, None], "é": "ü"}) == b'{"a":[true,null],"b":1,"\\u00e9":"\\u00fc"}'
+    with pytest.raises(ValueError):
+        canonical_json({"x": float("nan")})
+
+
+def _signed_doc(key: Keypair, **fields) -> bytes:
+    return sign_json({"wire_format": WIRE_VERSION, "kind": "x", **fields}, key)
+
+
+def test_every_signed_json_refusal_names_its_problem():
+    """Each refusal of verify_json provoked from hostile bytes; the message (anchored) says which."""
+    key, other = Keypair.generate(), Keypair.generate()
+    good = _signed_doc(key, n=1)
+    document = json.loads(good)
+    cases = [
+        (good, dict(max_bytes=len(good) - 1), "too_large", rf"{len(good)} bytes exceeds the limit of {len(good) - 1}$"),
+        (b"{not json", {}, "bad_header", r"document is not valid JSON"),
+        (b"[1,2]", {}, "bad_header", r"document is not a JSON object$"),
+        (good.replace(b'"n":1', b'"n": 1'), {}, "non_canonical_header", r"document is not in canonical form$"),
+        (canonical_json({k: v for k, v in document.items() if k != "signature"}), {}, "unsigned",
+         r"document carries no hotkey or no signature$"),
+        (canonical_json({**document, "signature": "AB" * 64}), {}, "bad_signature_format",
+         r"signature must be 128 lowercase hex digits$"),
+        (canonical_json({**document, "hotkey": "5" + "z" * 47}), {}, "bad_hotkey",
+         r"hotkey '5z+' is not a valid SS58 address$"),
+        (good, dict(expected_hotkey=other.address), "wrong_hotkey", rf"signed by {key.address}, expected {other.address}$"),
+        (canonical_json({**document, "hotkey": other.address}), dict(expected_hotkey=other.address), "bad_signature",
+         rf"signature does not verify for hotkey {other.address}$"),
+        (sign_json({"wire_format": "tessera-wire-v0", "kind": "x"}, key), {}, "wrong_version",
+         rf"wire_format 'tessera-wire-v0', expected '{WIRE_VERSION}'$"),
+        (good, dict(expected_kind="y"), "wrong_kind", r"kind 'x', expected 'y'$"),
+    ]
+    for data, overrides, reason, message in cases:
+        arguments = {"expected_hotkey": key.address, "expected_kind": "x", **overrides}
+        with pytest.raises(WireError, match=rf"^{reason}: {message}") as info:
+            verify_json(data, **arguments)
+        assert info.value.reason == reason
+    assert verify_json(good, expected_hotkey=key.address, expected_kind="x", max_bytes=len(good))["n"] == 1
+
+
+def test_re_signing_a_signed_document_replaces_its_signature():
+    first, second = Keypair.generate(), Keypair.generate()
+    signed = json.loads(_signed_doc(first, n=2))
+    again = sign_json(signed, second)                       # carries first's signature in: replaced, not signed
+    assert verify_json(again, expected_hotkey=second.address, expected_kind="x")["n"] == 2
+
+
+def _reframe(data: bytes, edit_metadata) -> bytes:
+    """The object with its metadata edited and the header put back in canonical form (signature kept):
+    what an attacker who cannot sign can still produce."""
+    (length,) = struct.unpack("<Q", data[:8])
+    header = json.loads(data[8:8 + length])
+    edit_metadata(header["__metadata__"])
+    text = canonical_json(header)
+    text += b" " * (-len(text) % 8)
+    return struct.pack("<Q", len(text)) + text + data[8 + length:]
+
+
+def test_every_metadata_field_of_a_signed_object_is_covered_by_its_signature(setup):
+    from subnet.wire.signing import verify_safetensors
+    limits = dict(max_bytes=1 << 24, max_header_bytes=1 << 20, expected_hotkey=setup.miner.address)
+    assert verify_safetensors(setup.data, **limits).hotkey == setup.miner.address
+    for field in sorted(set(_read_header(setup.data)["__metadata__"]) - {"signature", "hotkey"}):
+        edited = _reframe(setup.data, lambda m: m.update({field: m[field] + "0"}))
+        with pytest.raises(WireError, match="^bad_signature: signature does not verify") as info:
+            verify_safetensors(edited, **limits)
+        assert info.value.reason == "bad_signature", field
+    unsigned = _reframe(setup.data, lambda m: m.pop("signature"))
+    with pytest.raises(WireError, match="^unsigned: object carries no hotkey or no signature$"):
+        verify_safetensors(unsigned, **limits)
+    (length,) = struct.unpack("<Q", setup.data[:8])
+    header = json.loads(setup.data[8:8 + length])
+    unsorted = json.dumps(dict(reversed(list(header.items()))), separators=(",", ":")).encode()
+    unsorted += b" " * (-len(unsorted) % 8)                 # well framed, every byte signed, keys out of order
+    reordered = struct.pack("<Q", len(unsorted)) + unsorted + setup.data[8 + length:]
+    with pytest.raises(WireError, match="^non_canonical_header: header is not in canonical form$"):
+        verify_safetensors(reordered, **limits)
+
+
+def test_re_signing_a_signed_object_replaces_its_signature(setup):
+    from subnet.wire.signing import verify_safetensors
+    other = Keypair.generate()
+    again = sign_safetensors(setup.data, other)
+    signed = verify_safetensors(again, 1 << 24, 1 << 20, other.address)
+    assert signed.hotkey == other.address and signed.metadata["window"] == _read_header(setup.data)["__metadata__"]["window"]
+
+
 def test_verify_json_any_signer_accepts_any_author_but_not_a_forgery():
     alice, bob = Keypair.generate(), Keypair.generate()
     for author in (alice, bob):
