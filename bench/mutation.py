@@ -51,6 +51,9 @@ _KEY_JSON_LAYOUT = "whitespace of the key file's JSON; readers parse it"
 _UTF8 = "the same codec: Python looks codec names up case-insensitively, and the locale's is UTF-8 (ASCII files)"
 _MKSTEMP_0600 = "mkstemp already creates the temp file 0600; the explicit mode states it"
 _SIGNED_LENGTH = "'<q' and '<Q' give the same 8 bytes for a header length below 2^63 (ours: under 100 MB)"
+_MISSING_HASH = "any non-hex default for a missing base_model_hash (None, '', 'XXXX') is refused the same way"
+_FINITE_NORM = ("unreachable: the codec refuses non-finite tables first, and a float64 sum of squared finite "
+                "float32 values cannot overflow")
 _OLD_SIGNATURE = ("an old signature left in the metadata is dropped by the digest and overwritten by the new "
                   "one on the next line")
 EQUIVALENT: dict[str, str] = {
@@ -71,6 +74,10 @@ EQUIVALENT: dict[str, str] = {
     "subnet.wire.signing.x_sign_safetensors__mutmut_25": _OLD_SIGNATURE,
     "subnet.wire.signing.x_sign_safetensors__mutmut_28": _OLD_SIGNATURE,
     "subnet.wire.signing.x_sign_safetensors__mutmut_29": _OLD_SIGNATURE,
+    "subnet.wire.gradient.x_decode_gradient__mutmut_34": _MISSING_HASH,
+    "subnet.wire.gradient.x_decode_gradient__mutmut_36": _MISSING_HASH,
+    "subnet.wire.gradient.x_decode_gradient__mutmut_39": _MISSING_HASH,
+    **{f"subnet.wire.gradient.x_decode_gradient__mutmut_{n}": _FINITE_NORM for n in (97, 98, 99, 100)},
 }
 KILLED_CODES = {1, 3}            # tests failed (1), or mutmut's own test-failure code
 TIMEOUT_CODES = {-24, 24, 36}    # SIGXCPU / timeout: the tests caught a mutant that hangs

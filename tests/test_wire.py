@@ -148,6 +148,40 @@ def test_norm_bound(setup):
     assert info.value.reason == "norm_bound"
 
 
+def test_a_norm_exactly_at_the_bound_is_accepted(setup):
+    norm = _decode(setup, setup.data).norm
+    assert _decode(setup, setup.data, norm_bound=norm).norm == norm
+    with pytest.raises(WireError, match=r"^norm_bound: update norm .* exceeds the bound"):
+        _decode(setup, setup.data, norm_bound=math.nextafter(norm, 0))
+
+
+@pytest.mark.parametrize("value, ok", [
+    ("0", 0), ("7", 7), ("9" * 18, 10**18 - 1), ("1" + "0" * 18, None), ("01", None), ("00", None), ("", None),
+    ("abc", None), ("１２", None), ("+1", None), ("-1", None), (" 1", None), ("1.0", None), (12, None), (None, None),
+])
+def test_metadata_integers_are_plain_ascii_decimals(value, ok):
+    from subnet.wire.gradient import uint_field
+    if ok is not None:
+        assert uint_field({"window": value}, "window") == ok
+    else:
+        with pytest.raises(WireError, match=r"^bad_metadata: metadata 'window' must be a non-negative decimal integer$"):
+            uint_field({"window": value}, "window")
+
+
+def test_a_gradient_without_a_base_model_hash_is_refused(setup):
+    for edit in (lambda m: m.pop("base_model_hash"), lambda m: m.update(base_model_hash="AB" * 32)):
+        forged = _resign(setup.data, setup.miner, edit_header=edit)
+        with pytest.raises(WireError, match="^bad_metadata: base_model_hash must be 64 lowercase hex digits$"):
+            _decode(setup, forged)
+
+
+def test_the_writer_refuses_what_a_reader_would(setup):
+    with pytest.raises(ValueError, match="^base_model_hash must be 64 lowercase hex digits$"):
+        encode_gradient(setup.packet, setup.miner, 1, 2, "not-a-hash")
+    with pytest.raises(ValueError, match="^norm_bound must not be NaN$"):
+        _expect(setup, norm_bound=float("nan"))
+
+
 def test_decoding_without_an_expectation_is_impossible(setup):
     with pytest.raises(TypeError):
         GradientExpectation(window=1, uid=0, hotkey=setup.miner.address, base_model_hash=BASE)
