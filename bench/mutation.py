@@ -185,7 +185,8 @@ def run_mutmut(modules: list[str], mutmut: Path, max_children: int, keep: Path |
         with open(workdir / "mutmut.log", "w") as log:
             # One OpenMP thread: mutmut forks a child per mutant from a process that has run torch, and
             # a forked OpenMP pool spins until mutmut's CPU limit, which would read as a (false) kill.
-            env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+            # TESSERA_MUTATION: shared fixtures are built per test (tests/test_wire.py says why).
+            env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "TESSERA_MUTATION": "1"}
             proc = subprocess.run([str(mutmut), "run", "--max-children", str(max_children)], cwd=workdir,
                                   stdout=log, stderr=subprocess.STDOUT, env=env)
         print(f"mutmut exited {proc.returncode} after {time.monotonic() - started:.0f} s", flush=True)

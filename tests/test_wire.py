@@ -66,7 +66,13 @@ def make_setup() -> WireSetup:
     return WireSetup(spec=spec, packet=packet, transmitted=transmitted, miner=miner, data=data)
 
 
-@pytest.fixture(scope="module")
+def _shared_scope(fixture_name: str, config) -> str:
+    """Module-wide normally; per test under bench/mutation.py, whose mutmut credits a code path only
+    to the test that first built a shared fixture, and would then not run the others against it."""
+    return "function" if os.environ.get("TESSERA_MUTATION") else "module"
+
+
+@pytest.fixture(scope=_shared_scope)
 def setup() -> WireSetup:
     return make_setup()
 
@@ -409,7 +415,7 @@ def _aggregate_expect(**overrides) -> AggregateExpectation:
     return AggregateExpectation(**fields)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope=_shared_scope)
 def chain(setup):
     return _aggregate_chain(setup, [1, 2, 4])
 
@@ -494,6 +500,129 @@ def test_aggregate_listing_a_uid_twice_is_refused(setup):
     assert [p.uid for p in decode_aggregate(honest, setup.spec, _aggregate_expect()).parts] == [0, 1]
 
 
+def _two_part_aggregate(setup: WireSetup) -> bytes:
+    miners = [Keypair.from_seed(bytes([40 + i]) * 32) for i in range(2)]
+    grads = [encode_gradient(setup.packet, kp, 4, uid, GENESIS) for uid, kp in enumerate(miners)]
+    return encode_aggregate(4, grads, LEAD, base_model_hash=GENESIS, result_model_hash=BASE,
+                            prev_aggregate_sha256=GENESIS_PREV)
+
+
+def _edit_parts(change):
+    def edit(metadata):
+        parts = json.loads(metadata["parts"])
+        change(parts)
+        metadata["parts"] = json.dumps(parts)
+    return edit
+
+
+def _set_part(index, **fields):
+    return _edit_parts(lambda parts: parts[index].update(fields))
+
+
+def _as_u8(array):
+    return np.frombuffer(array.tobytes(), dtype=np.uint8)
+
+
+MALFORMED_ENTRY = "^bad_metadata: malformed entry in the parts list$"
+
+
+@pytest.mark.parametrize("edit_header, edit_arrays, reason", [
+    (lambda m: m.update(parts="["), None, "^bad_header: parts is not valid JSON"),
+    (lambda m: m.pop("parts"), None, "^bad_header: parts is not valid JSON"),
+    (lambda m: m.update(parts="{}"), None, r"^bad_metadata: parts must be a list of at most 8 entries$"),
+    (_edit_parts(lambda parts: parts.__setitem__(0, [1])), None, MALFORMED_ENTRY),
+    (_edit_parts(lambda parts: parts[0].pop("hotkey")), None, MALFORMED_ENTRY),
+    (_set_part(0, uid="0"), None, MALFORMED_ENTRY),
+    (_set_part(0, uid=-1), None, MALFORMED_ENTRY),
+    (_set_part(0, hotkey=5), None, MALFORMED_ENTRY),
+    (_set_part(0, hotkey="5" + "z" * 47), None, MALFORMED_ENTRY),
+    (_set_part(0, gradient_sha256="AB" * 32), None, MALFORMED_ENTRY),
+    (_set_part(0, gradient_sha256="ab" * 32), None, "^part_mismatch: part 0 does not hash to its listed gradient_sha256$"),
+    (lambda m: m.pop("base_model_hash"), None, "^bad_metadata: base_model_hash must be 64 lowercase hex digits$"),
+    (lambda m: m.pop("result_model_hash"), None, "^bad_metadata: result_model_hash must be 64 lowercase hex digits$"),
+    (lambda m: m.update(prev_aggregate_sha256="0" * 63), None,
+     "^bad_metadata: prev_aggregate_sha256 must be 64 lowercase hex digits$"),
+    (None, lambda a: a.update(part002=a["part000"]), r"^bad_tensors: aggregate tensors \['part000', 'part001', 'part002'\]"),
+    (None, lambda a: a.update(part000=a["part000"].view(np.int8)), "^bad_dtype: part000 must be a 1-D U8 tensor$"),
+    (None, lambda a: a.update(part000=a["part000"].reshape(1, -1)), "^bad_dtype: part000 must be a 1-D U8 tensor$"),
+])
+def test_every_refusal_of_a_hostile_leads_aggregate_names_its_problem(setup, edit_header, edit_arrays, reason):
+    """A lead that signs what it likes: each malformed part of its aggregate is refused, with the reason
+    and a message that says which part."""
+    hostile = _resign(_two_part_aggregate(setup), LEAD, edit_header=edit_header, edit_arrays=edit_arrays)
+    with pytest.raises(WireError, match=reason):
+        decode_aggregate(hostile, setup.spec, _aggregate_expect())
+
+
+def test_an_aggregate_of_exactly_max_parts_is_accepted(setup):
+    obj = _two_part_aggregate(setup)
+    assert len(decode_aggregate(obj, setup.spec, _aggregate_expect(max_parts=2)).parts) == 2
+    with pytest.raises(WireError, match=r"^bad_metadata: parts must be a list of at most 1 entries$"):
+        decode_aggregate(obj, setup.spec, _aggregate_expect(max_parts=1))
+
+
+def test_the_lead_cannot_make_what_readers_refuse(setup):
+    grads = [encode_gradient(setup.packet, Keypair.from_seed(b"\x33" * 32), 4, 0, GENESIS)]
+    hashes = dict(base_model_hash=GENESIS, result_model_hash=BASE, prev_aggregate_sha256=GENESIS_PREV)
+    for name in hashes:
+        with pytest.raises(ValueError, match=f"^{name} must be 64 lowercase hex digits$"):
+            encode_aggregate(4, grads, LEAD, **{**hashes, name: "x"})
+    with pytest.raises(ValueError, match=r"^uid 0 is listed twice; readers refuse such an aggregate$"):
+        encode_aggregate(4, grads * 2, LEAD, **hashes)
+    import subnet.wire.aggregate as aggregate_module
+    limit = aggregate_module.MAX_AGGREGATE_PARTS
+    with pytest.raises(ValueError, match=rf"^an aggregate holds at most {limit} parts \(part000..part999\)$"):
+        encode_aggregate(4, grads * (limit + 1), LEAD, **hashes)
+
+
+def test_an_aggregate_of_the_part_limit_is_made(setup, monkeypatch):
+    """The writer's limit is inclusive (checked with a small limit: 1000 real parts would take minutes)."""
+    import subnet.wire.aggregate as aggregate_module
+    monkeypatch.setattr(aggregate_module, "MAX_AGGREGATE_PARTS", 2)
+    assert _read_header(_two_part_aggregate(setup))["part001"]["dtype"] == "U8"
+    grads = [encode_gradient(setup.packet, Keypair.from_seed(b"\x34" * 32), 4, uid, GENESIS) for uid in range(3)]
+    with pytest.raises(ValueError, match="at most 2 parts"):
+        encode_aggregate(4, grads, LEAD, base_model_hash=GENESIS, result_model_hash=BASE,
+                         prev_aggregate_sha256=GENESIS_PREV)
+
+
+def test_the_manifest_carries_the_documented_fields(setup):
+    obj = _two_part_aggregate(setup)
+    document = json.loads(aggregate_manifest(obj, LEAD))
+    parts = json.loads(_read_header(obj)["__metadata__"]["parts"])
+    assert {k: v for k, v in document.items() if k != "signature"} == {
+        "wire_format": WIRE_VERSION, "kind": "aggregate_manifest", "window": 4, "aggregate_key": "aggregate-4.safetensors",
+        "aggregate_sha256": sha256_hex(obj), "aggregate_size": len(obj), "base_model_hash": GENESIS,
+        "result_model_hash": BASE, "prev_aggregate_sha256": GENESIS_PREV, "parts": parts, "hotkey": LEAD.address}
+    from subnet.wire.aggregate import decode_manifest
+    manifest = decode_manifest(aggregate_manifest(obj, LEAD), LEAD.address)
+    assert (manifest.window, manifest.aggregate_size, manifest.aggregate_sha256, manifest.hotkey) == (
+        4, len(obj), sha256_hex(obj), LEAD.address)
+    assert (manifest.base_model_hash, manifest.result_model_hash, manifest.prev_aggregate_sha256) == (
+        GENESIS, BASE, GENESIS_PREV)
+
+
+@pytest.mark.parametrize("change, ok", [
+    (dict(window=0), True), (dict(aggregate_size=1), True), (dict(window=-1), False), (dict(window="4"), False),
+    (dict(window=True), False), (dict(aggregate_size=0), False), (dict(aggregate_size=-5), False),
+    (dict(aggregate_size=None), False),
+])
+def test_manifest_window_and_size_must_be_plain_integers(change, ok):
+    from subnet.wire.aggregate import decode_manifest
+    document = {"wire_format": WIRE_VERSION, "kind": "aggregate_manifest", "window": 4,
+                "aggregate_sha256": BASE, "aggregate_size": 100, "base_model_hash": GENESIS,
+                "result_model_hash": BASE, "prev_aggregate_sha256": GENESIS_PREV, **change}
+    raw = sign_json(document, LEAD)
+    if ok:
+        assert decode_manifest(raw, LEAD.address).window == document["window"]
+    else:
+        with pytest.raises(WireError, match="^bad_metadata: manifest window or size is malformed$"):
+            decode_manifest(raw, LEAD.address)
+    for key in ("aggregate_sha256", "base_model_hash", "result_model_hash", "prev_aggregate_sha256"):
+        with pytest.raises(WireError, match="^bad_metadata: aggregate 4 manifest has malformed hashes$"):
+            decode_manifest(sign_json({**document, "window": 4, "aggregate_size": 100, key: "x"}, LEAD), LEAD.address)
+
+
 def test_aggregate_with_a_forged_part_is_rejected(setup):
     lead, victim, forger = Keypair.generate(), Keypair.generate(), Keypair.generate()
     good = encode_gradient(setup.packet, victim, 4, 0, BASE)
@@ -513,26 +642,28 @@ def test_aggregate_with_a_forged_part_is_rejected(setup):
     assert info.value.reason == "part_wrong_hotkey"
 
 
-def test_lineage_walks_from_genesis_and_detects_breaks(chain):
+def test_lineage_walks_from_genesis_and_detects_breaks(setup, chain):
     manifests, objects = chain
     lineage = verify_lineage(manifests, GENESIS, GENESIS_PREV, {LEAD.address}, objects)
     assert lineage.windows == [1, 2, 4]
     assert lineage.head_aggregate_sha256 == sha256_hex(objects[4])
     assert lineage.head_model_hash == "22" * 32
     leads = {LEAD.address}
-    for broken in ([manifests[0], manifests[2]], [manifests[1], manifests[2]], [manifests[0], manifests[0]]):
-        with pytest.raises(WireError) as info:
+    for broken, message in (([manifests[0], manifests[2]], "aggregate 4 does not link to the previous aggregate"),
+                            ([manifests[1], manifests[2]], "aggregate 2 does not link to the previous aggregate"),
+                            ([manifests[0], manifests[0]], "window 1 does not follow window 1"),
+                            # correctly linked, but the same window twice, or a window going back
+                            (_aggregate_chain(setup, [1, 1])[0], "window 1 does not follow window 1"),
+                            (_aggregate_chain(setup, [2, 1])[0], "window 1 does not follow window 2")):
+        with pytest.raises(WireError, match=f"^broken_lineage: {message}$"):
             verify_lineage(broken, GENESIS, GENESIS_PREV, leads)
-        assert info.value.reason == "broken_lineage"
-    with pytest.raises(WireError) as info:
+    with pytest.raises(WireError, match="^broken_lineage: aggregate 1 applies to a different model$"):
         verify_lineage(manifests, "22" * 32, GENESIS_PREV, leads)
-    assert info.value.reason == "broken_lineage"
-    with pytest.raises(WireError) as info:
-        verify_lineage(manifests, GENESIS, GENESIS_PREV, {Keypair.generate().address})
-    assert info.value.reason == "wrong_hotkey"
-    with pytest.raises(WireError) as info:
+    stranger = Keypair.generate().address
+    with pytest.raises(WireError, match=f"^wrong_hotkey: aggregate 1 signed by {LEAD.address}, not a lead$"):
+        verify_lineage(manifests, GENESIS, GENESIS_PREV, {stranger})
+    with pytest.raises(WireError, match="^part_mismatch: aggregate 2 object does not match its manifest$"):
         verify_lineage(manifests, GENESIS, GENESIS_PREV, leads, {2: objects[1]})
-    assert info.value.reason == "part_mismatch"
 
 
 # --- fuzz -------------------------------------------------------------------------------------

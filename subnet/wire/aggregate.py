@@ -101,8 +101,7 @@ def encode_aggregate(window: int, gradient_objects: list[bytes], keypair: Keypai
                 "base_model_hash": base_model_hash, "result_model_hash": result_model_hash,
                 "prev_aggregate_sha256": prev_aggregate_sha256,
                 "parts": json.dumps(parts, sort_keys=True, separators=(",", ":"))}
-    # (a non-empty metadata: safetensors writes a broken header for no tensors and no metadata)
-    return sign_safetensors(st_save(arrays, metadata={"kind": "aggregate"}), keypair, metadata)
+    return sign_safetensors(st_save(arrays), keypair, metadata)   # zero parts too (tests: the empty aggregate)
 
 
 def _parse_parts(text: str, max_parts: int) -> list[AggregatePart]:
@@ -196,7 +195,7 @@ class AggregateManifest:
 def decode_manifest(raw: bytes, expected_hotkey: str) -> AggregateManifest:
     document = verify_json(raw, expected_hotkey=expected_hotkey, expected_kind="aggregate_manifest")
     window, size = document.get("window"), document.get("aggregate_size")
-    if type(window) is not int or window < 0 or type(size) is not int or size < 0:
+    if type(window) is not int or window < 0 or type(size) is not int or size < 1:
         raise WireError("bad_metadata", "manifest window or size is malformed")
     hashes = {k: document.get(k) for k in ("aggregate_sha256", "base_model_hash", "result_model_hash",
                                            "prev_aggregate_sha256")}
