@@ -55,6 +55,11 @@ _SIGNED_LENGTH = "'<q' and '<Q' give the same 8 bytes for a header length below 
 _MISSING_HASH = "any non-hex default for a missing base_model_hash (None, '', 'XXXX') is refused the same way"
 _FINITE_NORM = ("unreachable: the codec refuses non-finite tables first, and a float64 sum of squared finite "
                 "float32 values cannot overflow")
+_TORCH_FLOAT32 = "torch.zeros' default dtype is float32"
+_SORTED_NEXT = "whether topk sorts its indices does not matter: the next line sorts them"
+_CODES_CHECKED = ("unreachable: stage 2 checked the codes stream's length, and each tensor's slice of it is cut "
+                  "from those checked lengths")
+_INT64 = "np.array of Python ints is int64 on every 64-bit platform this runs on"
 _OLD_SIGNATURE = ("an old signature left in the metadata is dropped by the digest and overwritten by the new "
                   "one on the next line")
 EQUIVALENT: dict[str, str] = {
@@ -79,6 +84,16 @@ EQUIVALENT: dict[str, str] = {
     "subnet.wire.gradient.x_decode_gradient__mutmut_36": _MISSING_HASH,
     "subnet.wire.gradient.x_decode_gradient__mutmut_39": _MISSING_HASH,
     **{f"subnet.wire.gradient.x_decode_gradient__mutmut_{n}": _FINITE_NORM for n in (97, 98, 99, 100)},
+    **{f"subnet.compression.codec.x_reconstruct__mutmut_{n}": _TORCH_FLOAT32 for n in (6, 9, 27, 29)},
+    "subnet.compression.codec.x__encode_one__mutmut_16": "topk's default dim, -1, is dim 1 of the 2-D chunks",
+    "subnet.compression.codec.x__encode_one__mutmut_17": _SORTED_NEXT,
+    "subnet.compression.codec.x__encode_one__mutmut_19": _SORTED_NEXT,
+    "subnet.compression.codec.x__encode_one__mutmut_24": "sort's default dim, -1, is dim 1 of the 2-D index rows",
+    **{f"subnet.compression.codec.x_packet_norm__mutmut_{n}": "astype(None) is float64" for n in (4, 16)},
+    **{f"subnet.compression.codec.x_decode_packet_codes__mutmut_{n}": _CODES_CHECKED for n in (9, 10, 11, 12)},
+    **{f"subnet.compression.codec.x_packet_from_header__mutmut_{n}": _INT64 for n in (108, 110, 113, 115)},
+    "subnet.chain.calls.x__price__mutmut_10": ("unreachable: a signed call cannot carry infinity (canonical JSON "
+                                               "refuses it, so there is nothing to sign)"),
 }
 KILLED_CODES = {1, 3}            # tests failed (1), or mutmut's own test-failure code
 TIMEOUT_CODES = {-24, 24, 36}    # SIGXCPU / timeout: the tests caught a mutant that hangs
@@ -103,8 +118,10 @@ def scratch_copy(modules: list[str], dest: Path) -> None:
 def _functions(path: Path) -> dict[str, str]:
     """Every function's source in a mutmut-rewritten module, by its (mangled) name."""
     source = path.read_text()
-    tree = ast.parse(source)
-    return {node.name: ast.get_source_segment(source, node) or "" for node in ast.walk(tree)
+    lines = source.splitlines()
+    # Whole lines by line numbers: ast.get_source_segment re-splits the source for every node, which is
+    # quadratic over a rewritten module of thousands of mutant functions.
+    return {node.name: "\n".join(lines[node.lineno - 1:node.end_lineno]) for node in ast.walk(ast.parse(source))
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))}
 
 

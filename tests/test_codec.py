@@ -340,3 +340,97 @@ def test_impossible_stream_lengths_are_refused_before_arithmetic():
     with pytest.raises(CodecError) as err:
         packet_from_bytes(st_save(arrays, metadata=metadata), CodecSpec(shapes, codec))
     assert err.value.reason == "bad_indices"
+
+
+def _edited(data: bytes, edit) -> bytes:
+    """A packet's bytes with its arrays edited (a sender that writes what it likes)."""
+    from safetensors.numpy import load as st_load
+    from safetensors.numpy import save as st_save
+    (length,) = struct.unpack("<Q", data[:8])
+    metadata = json.loads(data[8:8 + length]).get("__metadata__")
+    arrays = st_load(data)
+    edit(arrays)
+    return st_save(arrays, metadata=metadata)
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda a: a.update(rice_params=np.zeros(3, np.uint8)), r"^bad_shape: 'rice_params' has shape \(3,\), expected \(2,\)$"),
+    (lambda a: a.update(unary_bits=a["unary_bits"][:1]), r"^bad_shape: 'unary_bits' has shape \(1,\), expected \(2,\)$"),
+    (lambda a: a.update(unary=a["unary"].reshape(1, -1)), r"^bad_shape: 'unary' must be one-dimensional, has shape"),
+    (lambda a: a.update(unary=np.append(a["unary"], np.uint8(0))), r"^bad_length: 'unary' stream is \d+ bytes, expected"),
+    (lambda a: a.update(remainder=np.append(a["remainder"], np.uint8(0))),
+     r"^bad_length: 'remainder' stream is \d+ bytes, expected"),
+    (lambda a: a.update(codes=a["codes"][:-1]), r"^bad_length: 'codes' stream is \d+ bytes, expected"),
+    (lambda a: a["rice_params"].__setitem__(0, 17), "^bad_indices: stream lengths are impossible for the expected k$"),
+])
+def test_stream_refusals_name_the_stream(edit, message):
+    rejections = TestRejections()
+    data = _edited(rejections.wire(), edit)
+    with pytest.raises(CodecError, match=message):
+        decode_packet(packet_from_bytes(data, rejections.spec()))
+
+
+def test_the_largest_rice_parameter_passes_the_length_checks():
+    """Rice parameter 16 is the decoder's own maximum (index_code.MAX_RICE_PARAM): stage 2 accepts it
+    once the remainder stream has the length it implies; 17 is refused (above)."""
+    from subnet.compression.index_code import MAX_RICE_PARAM
+    rejections = TestRejections()
+    spec = rejections.spec()
+    kept = spec.layouts["matrix"].num_kept
+
+    def rice_16(arrays):
+        old = int(arrays["rice_params"][0])
+        arrays["rice_params"][0] = MAX_RICE_PARAM
+        old_len, new_len = (kept * old + 7) // 8, (kept * MAX_RICE_PARAM + 7) // 8
+        arrays["remainder"] = np.concatenate([np.zeros(new_len, np.uint8), arrays["remainder"][old_len:]])
+
+    packet = packet_from_bytes(_edited(rejections.wire(), rice_16), spec)
+    assert packet.tensors["matrix"].streams.rice_param == MAX_RICE_PARAM
+
+
+def test_a_wider_input_dtype_encodes_as_its_float32_values():
+    codec = CompressionConfig(tile=8, topk=5, value_bits=2)
+    x = torch.randn(32, 24, dtype=torch.float64)
+    wide, _ = encode_tensors({"w": x}, codec)
+    narrow, _ = encode_tensors({"w": x.float()}, codec)
+    from safetensors.numpy import load as st_load
+    wide_arrays, narrow_arrays = st_load(packet_to_bytes(wide)), st_load(packet_to_bytes(narrow))
+    assert wide_arrays.keys() == narrow_arrays.keys()
+    for name in wide_arrays:
+        assert wide_arrays[name].dtype == narrow_arrays[name].dtype and np.array_equal(wide_arrays[name],
+                                                                                        narrow_arrays[name]), name
+
+
+def test_dct_packets_decode_back_to_the_input_when_everything_is_kept():
+    """With every value kept at 8 bits, decode(encode(x)) is x up to quantization, DCT or not: an
+    inverse transform that were not the inverse would be far off."""
+    x = torch.randn(32, 24, generator=torch.Generator().manual_seed(3))
+    for use_dct in (False, True):
+        codec = CompressionConfig(tile=8, topk=64, value_bits=8, use_dct=use_dct)
+        packet, _ = encode_tensors({"w": x}, codec)
+        decoded = decode_packet(packet_from_bytes(packet_to_bytes(packet), CodecSpec({"w": (32, 24)}, codec)))["w"]
+        assert ((decoded - x).norm() / x.norm()).item() < 0.05, use_dct
+
+
+def test_compress_with_feedback_carries_the_metadata():
+    codec = CompressionConfig(tile=16, topk=8)
+    error = {n: torch.zeros(s) for n, s in SHAPES.items()}
+    _, packet, _ = compress_with_feedback(error, sample(seed=4), codec, metadata={"window": "5"})
+    assert packet.metadata == {"window": "5"}
+
+
+def test_packet_stats_from_first_principles():
+    codec = CompressionConfig(tile=16, topk=8)
+    packet, _ = encode_tensors(sample(seed=6), codec)
+    wire = packet_to_bytes(packet)
+    stats = packet_stats(packet, len(wire))
+    layouts = {n: chunk_layout(s, codec.tile, codec.topk) for n, s in SHAPES.items()}
+    assert stats.dense_fp32_bytes == 4 * sum(math.prod(s) for s in SHAPES.values())
+    assert stats.packet_bytes == len(wire)
+    assert stats.kept_values == sum(lay.num_chunks * lay.k for lay in layouts.values())
+    floor = sum(lay.num_chunks * math.log2(math.comb(lay.chunk_size, lay.k)) for lay in layouts.values())
+    assert stats.index_floor_bits == pytest.approx(floor, rel=1e-9)
+    assert floor <= stats.index_bits <= 8 * len(wire)
+    streams = sum(e.streams.unary_bits + lay.num_kept * e.streams.rice_param
+                  for e, lay in ((packet.tensors[n], layouts[n]) for n in SHAPES))
+    assert stats.index_bits == streams

@@ -127,10 +127,10 @@ def burned_register(ctx: CallContext, p: dict) -> dict:
         uid = victim.uid
         store.clear_weights(netuid, uid)
         store.clear_commitment(netuid, victim.hotkey)
-        bonds = store.bonds(netuid, len(neurons))
+        bonds = store.bonds(netuid, len(neurons)).astype(np.uint16)   # bonds are u16, as on Bittensor
         bonds[uid, :] = 0
         bonds[:, uid] = 0
-        store.set_bonds(netuid, bonds.astype(np.uint16))
+        store.set_bonds(netuid, bonds)
     _debit(ctx, subnet.burn)
     store.set_meta("total_issuance", store.get_int("total_issuance") - subnet.burn)
     store.set_hotkey_owner(hotkey, ctx.signer)

@@ -199,13 +199,10 @@ def packet_to_bytes(packet: Packet) -> bytes:
     encs = list(packet.tensors.values())
     shapes = {name: enc.layout.shape for name, enc in packet.tensors.items()}
 
-    def cat(arrays):
-        return np.concatenate(arrays) if arrays else np.zeros(0, dtype=np.uint8)
-
-    arrays = {
-        "unary": cat([e.streams.unary for e in encs]),
-        "remainder": cat([e.streams.remainder for e in encs]),
-        "codes": cat([e.codes for e in encs]),
+    arrays = {   # (a packet holds at least one tensor: a model has parameters)
+        "unary": np.concatenate([e.streams.unary for e in encs]),
+        "remainder": np.concatenate([e.streams.remainder for e in encs]),
+        "codes": np.concatenate([e.codes for e in encs]),
         "tables": np.stack([e.table for e in encs]).astype(np.float32),
         "rice_params": np.array([e.streams.rice_param for e in encs], dtype=np.uint8),
         "unary_bits": np.array([e.streams.unary_bits for e in encs], dtype=np.int64),

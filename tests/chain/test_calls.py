@@ -3,6 +3,7 @@ checks (the last value accepted, the first refused) and the message of each refu
 figures: amounts come from the test's own arithmetic, pool results from amm.pool's quotes."""
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from amm.pool import Pool
@@ -81,22 +82,25 @@ def test_registration_result_burn_and_the_netuid_range(tmp_path):
 
 def test_a_full_subnet_prunes_the_lowest_emission_neuron_once_its_immunity_ends(tmp_path):
     node, signer = make_chain(tmp_path, max_uids=3, immunity_period=5)
+    for _ in range(3):
+        node.produce_block()
     for hot in HOTS[:2]:
-        signer.call(COLD, "burned_register", netuid=1, hotkey=hot.address)          # uids 1, 2 at block 0
+        signer.call(COLD, "burned_register", netuid=1, hotkey=hot.address)          # uids 1, 2 at block 3
     signer.call(HOTS[0], "commit", netuid=1, data="bucket-of-uid-1")
+    node.store.set_weights(1, 1, 3, "[0, 2]", "[1, 1]")       # as if uid 1 had been a validator
+    node.store.set_weights(1, 2, 3, "[0]", "[5]")
     for _ in range(4):
         node.produce_block()
     error = refusal(signer, COLD, "burned_register", netuid=1, hotkey=HOTS[2].address)   # 4 blocks old: immune
     assert (error.reason, error.detail) == ("subnet_full", "subnet 1 is full and every neuron is still immune")
     node.produce_block()                                                               # 5 blocks: exactly the period
-    bonds = node.store.bonds(1, 3)
-    bonds[:, :] = 7
-    node.store.set_bonds(1, bonds)
+    node.store.set_bonds(1, np.full((3, 3), 7, dtype=np.uint16))
     result = signer.call(COLD, "burned_register", netuid=1, hotkey=HOTS[2].address)
     assert result["uid"] == 1                         # equal emission: the older, then the lower uid, goes
     metagraph = node.metagraph(1)
     assert metagraph["hotkeys"] == [OWNER_HOT.address, HOTS[2].address, HOTS[1].address]   # the owner is kept
     assert HOTS[0].address not in node.commitments(1)["commitments"]
+    assert set(node.weights(1)["weights"]) == {"2"}            # the pruned uid's weights went with it
     bonds = node.store.bonds(1, 3)
     assert (bonds[1, :] == 0).all() and (bonds[:, 1] == 0).all()
     assert bonds[0, 0] == bonds[2, 2] == bonds[0, 2] == bonds[2, 0] == 7              # everyone else's kept
@@ -158,9 +162,15 @@ def test_limit_prices_partial_fills_by_default_and_the_price_range(tmp_path):
     assert (error.reason, error.detail) == ("bad_params", "allow_partial must be true or false")
     # A sell limit below the price: unstaking with a limit takes the same path.
     held = node.stake(1, HOTS[0].address, COLD.address)["alpha"]
+    assert refusal(signer, COLD, "remove_stake", netuid=1, hotkey=HOTS[0].address, amount=held,
+                   limit_price=node.pool(1)["price"] * 0.999, allow_partial=False).reason == "pool_refused"
     sold = signer.call(COLD, "remove_stake", netuid=1, hotkey=HOTS[0].address, amount=held,
                        limit_price=node.pool(1)["price"] * 0.999)
     assert 0 < sold["alpha_spent"] < held
+    rest = held - sold["alpha_spent"]
+    assert signer.call(COLD, "remove_stake", netuid=1, hotkey=HOTS[0].address, amount=rest, limit_price=0.5,
+                       allow_partial=False)["alpha_spent"] == rest          # a limit below 1 is a limit too
+    assert refusal(signer, COLD, "remove_stake", netuid=1, hotkey=HOTS[0].address, amount=0).reason == "bad_params"
 
 
 def _validator_chain(tmp_path):
