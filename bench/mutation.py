@@ -60,6 +60,9 @@ _SORTED_NEXT = "whether topk sorts its indices does not matter: the next line so
 _CODES_CHECKED = ("unreachable: stage 2 checked the codes stream's length, and each tensor's slice of it is cut "
                   "from those checked lengths")
 _INT64 = "np.array of Python ints is int64 on every 64-bit platform this runs on"
+_PARTS_JSON = "layout of the parts list's JSON: readers parse it, any formatting is accepted"
+_PARTS_BOUNDED = ("unreachable: the parts text sits inside a header already refused above "
+                  "AGGREGATE_MAX_HEADER_BYTES")
 _OLD_SIGNATURE = ("an old signature left in the metadata is dropped by the digest and overwritten by the new "
                   "one on the next line")
 EQUIVALENT: dict[str, str] = {
@@ -92,6 +95,15 @@ EQUIVALENT: dict[str, str] = {
     **{f"subnet.compression.codec.x_packet_norm__mutmut_{n}": "astype(None) is float64" for n in (4, 16)},
     **{f"subnet.compression.codec.x_decode_packet_codes__mutmut_{n}": _CODES_CHECKED for n in (9, 10, 11, 12)},
     **{f"subnet.compression.codec.x_packet_from_header__mutmut_{n}": _INT64 for n in (108, 110, 113, 115)},
+    "subnet.wire.aggregate.x_encode_aggregate__mutmut_20": _SIGNED_LENGTH,
+    "subnet.wire.aggregate.x_aggregate_manifest__mutmut_7": _SIGNED_LENGTH,
+    **{f"subnet.wire.aggregate.x_encode_aggregate__mutmut_{n}": _PARTS_JSON for n in (78, 79, 81, 82, 83)},
+    **{f"subnet.wire.aggregate.x__parse_parts__mutmut_{n}": _PARTS_BOUNDED for n in (1, 2, 3, 4, 5)},
+    "subnet.wire.aggregate.x__parse_parts__mutmut_17": _UTF8,
+    **{f"subnet.wire.aggregate.x_decode_aggregate__mutmut_{n}": _MISSING_HASH for n in (48, 50, 51)},
+    "subnet.wire.aggregate.x_decode_aggregate__mutmut_93": "a missing parts list is refused as unparsable JSON, '' or 'XXXX'",
+    "subnet.wire.aggregate.x_verify_lineage__mutmut_3": ("-1 and -2 both precede every window: manifests with a "
+                                                         "negative window are refused"),
     "subnet.chain.calls.x__price__mutmut_10": ("unreachable: a signed call cannot carry infinity (canonical JSON "
                                                "refuses it, so there is nothing to sign)"),
 }

@@ -586,6 +586,11 @@ def test_an_aggregate_of_the_part_limit_is_made(setup, monkeypatch):
                          prev_aggregate_sha256=GENESIS_PREV)
 
 
+def test_an_aggregate_expectation_refuses_a_nan_norm_bound():
+    with pytest.raises(ValueError, match="^norm_bound must not be NaN$"):
+        _aggregate_expect(norm_bound=float("nan"))
+
+
 def test_the_manifest_carries_the_documented_fields(setup):
     obj = _two_part_aggregate(setup)
     document = json.loads(aggregate_manifest(obj, LEAD))
