@@ -174,11 +174,11 @@ def equivalence(workdir: Path, module: str, name: str) -> str | None:
         return None
     functions = _functions(source_path)
     short = name.rsplit(".", 1)[-1]
-    original = functions.get(short.rsplit("__mutmut_", 1)[0] + "__mutmut_orig")
-    mutant = functions.get(short)
+    original_name = short.rsplit("__mutmut_", 1)[0] + "__mutmut_orig"
+    original, mutant = functions.get(original_name), functions.get(short)
     if original is None or mutant is None:
         return None
-    original = textwrap.dedent(original.replace(short.rsplit("__mutmut_", 1)[0] + "__mutmut_orig", "f", 1))
+    original = textwrap.dedent(original.replace(original_name, "f", 1))
     mutant = textwrap.dedent(mutant.replace(short, "f", 1))
     return "message wording only" if message_only(original, mutant) else None
 

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import yaml
 
+from subnet.chain.cli import read_port_file
 from subnet.wallet import create_wallet
 
 
@@ -130,12 +131,12 @@ class LocalNetwork:
         self.procs[name] = proc
         return proc
 
-    def _wait_file(self, path: Path, name: str, timeout: float = 60.0) -> str:
-        """The contents of `path` once process `name` has written it (atomically)."""
+    def _wait_file(self, path: Path, name: str, timeout: float = 60.0) -> None:
+        """Until process `name` has written `path` (atomically)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if path.is_file():
-                return path.read_text()
+                return
             self._check_running(name)
             time.sleep(0.1)
         raise NetworkStartError(f"{name} did not write {path} in {timeout:.0f} s ({self.log_path(name)})")
@@ -166,7 +167,8 @@ class LocalNetwork:
         self._spawn("chain", ["subnet.cli", "chain", "--neurons", str(self.neurons_file), "--db",
                               str(self.root / "chain.db"), "--port", str(self.chain_port), "--port-file",
                               str(port_file), "--block-time", str(self.block_time)])
-        self.chain_port = json.loads(self._wait_file(port_file, "chain"))["port"]
+        self._wait_file(port_file, "chain")
+        self.chain_port, _ = read_port_file(port_file)
         self._wait_http(self.chain_url + "/head", "chain")
         self._wait_http(f"http://127.0.0.1:{self.storage_port}/", "storage")
         deadline = time.monotonic() + 60

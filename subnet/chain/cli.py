@@ -49,9 +49,19 @@ def run_chain(args: argparse.Namespace) -> int:
     if args.port_file:
         # Written once both sockets are bound: whoever started us with port 0 learns the ports with no
         # window in which another process could take them (free-then-reuse is a race).
-        atomic_write(args.port_file, json.dumps({"port": port, "metrics_port": metrics_port}) + "\n")
+        write_port_file(args.port_file, port, metrics_port)
     web.run_app(make_app(node, block_time, metrics), sock=listener, print=None)
     return 0
+
+
+def write_port_file(path: Path, port: int, metrics_port: int | None) -> None:
+    atomic_write(path, json.dumps({"port": port, "metrics_port": metrics_port}) + "\n")
+
+
+def read_port_file(path: Path) -> tuple[int, int | None]:
+    """(port, metrics_port) from a --port-file the chain wrote (atomically: whole or absent)."""
+    bound = json.loads(Path(path).read_text())
+    return bound["port"], bound["metrics_port"]
 
 
 def listen(host: str, port: int) -> socket.socket:

@@ -1,7 +1,6 @@
 """A real dev chain server (subprocess, real sockets) for the chain's integration tests."""
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -14,6 +13,7 @@ import pytest
 import urllib.request
 import yaml
 
+from subnet.chain.cli import read_port_file
 from subnet.keys import Keypair
 
 TAO = 10**9
@@ -49,8 +49,7 @@ class ChainProcess:
         deadline = time.time() + 30
         while time.time() < deadline:
             if port_file.is_file():
-                bound = json.loads(port_file.read_text())
-                self.port, self.metrics_port = bound["port"], bound["metrics_port"]
+                self.port, self.metrics_port = read_port_file(port_file)
                 urllib.request.urlopen(self.url + "/head", timeout=5).read()
                 return
             if self.proc.poll() is not None:
