@@ -33,6 +33,7 @@ from subnet.metrics import MinerMetrics, serve
 from subnet.model import build_model
 from subnet.node.boot import (
     Snapshot,
+    catch_up,
     join_subnet,
     read_snapshot,
     start_follower,
@@ -447,7 +448,7 @@ class Miner:
                 head = await self.chain.get_current_block()
                 window = clock.window_of(head, p)
                 if self.follower.state.window < window - 1:
-                    await self.follower.catch_up()  # fell behind (slow or suspended): follow first
+                    await catch_up(self.follower, self.log)  # fell behind (slow or suspended): follow first
                     head = await self.chain.get_current_block()
                     window = clock.window_of(head, p)
                     if self.follower.state.window < window - 1:
@@ -474,4 +475,5 @@ class Miner:
         finally:
             if self._next is not None:
                 self._next.base.discard()   # a thread waiting for a decision must not outlive us
+                await asyncio.gather(self._next.task, return_exceptions=True)  # it ends at its next step
             await self.chain.close()

@@ -195,8 +195,14 @@ class LocalNetwork:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(timeout=10)
 
-    def stop_all(self) -> None:
-        for name in [n for n in self.procs if n not in ("chain", "storage")]:
+    def stop_neurons(self) -> dict[str, int]:
+        """SIGTERM every miner and validator (the chain and storage stay up); their exit codes."""
+        names = [n for n in self.procs if n not in ("chain", "storage")]
+        for name in names:
             self.stop(name)
+        return {name: self.procs[name].returncode for name in names}
+
+    def stop_all(self) -> None:
+        self.stop_neurons()
         self.stop("chain")
         self.stop("storage", timeout=5.0)

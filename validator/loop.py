@@ -32,6 +32,7 @@ from subnet.metrics import ValidatorMetrics, serve
 from subnet.model import build_model, model_hash, set_params
 from subnet.node.boot import (
     Snapshot,
+    catch_up,
     join_subnet,
     read_snapshot,
     start_follower,
@@ -400,7 +401,7 @@ class Validator:
                 window = self.follower.state.window + 1
                 if head > clock.aggregate_deadline(window, self.protocol):
                     # Too late to aggregate that window (slow, or away): follow what the others decided.
-                    await self.follower.catch_up()
+                    await catch_up(self.follower, self.log)
                     if self.follower.state.window + 1 == window:
                         await self.follower.advance(window)
                     continue

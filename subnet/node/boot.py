@@ -96,13 +96,18 @@ async def start_follower(settings: NodeSettings, view: NetworkView, snapshot: Sn
         state = genesis_state(preset)
         log(f"starting from the genesis model {state.hash[:12]}")
     follower = Follower(preset, spec, view, state, log, checkpoint_dir=settings.state_dir / "checkpoints")
+    await catch_up(follower, log)
+    return follower
+
+
+async def catch_up(follower: Follower, log: Callable[[str], None]) -> None:
+    """Apply every decided window the node has not followed yet, and say so when there were any."""
     started = time.monotonic()
     decisions = await follower.catch_up()
     applied = sum(d.aggregate is not None for d in decisions)
     if decisions:
         log(f"caught up {applied} aggregates to window {follower.state.window} (version {follower.state.version}) "
             f"in {time.monotonic() - started:.1f}s")
-    return follower
 
 
 TRANSIENT = (InputRejected, ChainUnavailable, OSError)  # a window's I/O failed; the next may not

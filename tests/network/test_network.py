@@ -3,7 +3,7 @@
 One scenario, windows counted from the first window the miners train in:
   - validators v1 (more stake: the lead) and v2, honest miners m1 and m2, adversaries: malformed payloads,
     a copier of m1, a miner training against the model of 2 windows ago;
-  - m3 joins 3 windows late; m1 is restarted (SIGTERM) mid-run;
+  - m3 joins 3 windows late (once the model has moved twice); m1 is restarted (SIGTERM) mid-run;
   - v1 is killed (SIGKILL): v2's aggregates are picked; then v2 is stopped too, so a window has no
     aggregate at all and every node skips it; both validators come back and keep their ratings.
 Assertions read what the processes wrote (metrics lines, signed scores in the buckets, the chain).
@@ -83,6 +83,9 @@ def scenario(tmp_path_factory, tiny_data_dir):
         start = net.metrics("m1")[0]["window"]
         events["start"] = start
         wait_window(net, start + 3)
+        # Late enough that there is something to catch up on: the model has moved twice.
+        wait_until(lambda: net.metrics("m2")[-1:] and net.metrics("m2")[-1]["version"] >= 2,
+                   "two aggregates", 120, net)
         net.start_neuron("m3")
         events["m3_started"] = clock.window_of(head(net), PROTOCOL)
         wait_window(net, start + 5)
@@ -112,6 +115,7 @@ def scenario(tmp_path_factory, tiny_data_dir):
                                for name in ("m1", "m2")), "payouts to m1 and m2", 120, net)
         events["prometheus"] = {name: scrape_metrics(net.metrics_ports[name]) for name in ("chain", "m2", "v2")}
         events["m2_rows"], events["v2_rows"] = net.metrics("m2"), net.metrics("v2")
+        events["exit_codes"] = net.stop_neurons()   # a clean shutdown is part of the scenario
         yield net, events
     finally:
         net.stop_all()
@@ -227,6 +231,15 @@ def test_late_miner_catches_up_and_is_accepted(scenario):
     log = net.log_path("m3").read_text()
     assert "caught up" in log or "starting from checkpoint" in log  # a checkpoint, then the aggregates after it
     assert any(row["bytes_up"] > 0 for row in m3)
+
+
+@pytest.mark.slow
+def test_every_process_stopped_cleanly_without_a_traceback(scenario):
+    net, events = scenario
+    assert events["exit_codes"] and all(code == 0 for code in events["exit_codes"].values()), events["exit_codes"]
+    for name in [*events["exit_codes"], "chain"]:
+        log = net.log_path(name).read_text()
+        assert "Traceback" not in log, (name, log[log.index("Traceback") - 500:][:3000])
 
 
 @pytest.mark.slow
