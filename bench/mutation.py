@@ -33,7 +33,7 @@ PROG = "mutation.py"
 
 # The trust boundary: each module with the tests that exercise it.
 MODULES = {
-    "subnet/compression/index_code.py": ["tests/test_codec.py"],
+    "subnet/compression/index_code.py": ["tests/test_index_code.py", "tests/test_codec.py"],
     "subnet/compression/codec.py": ["tests/test_codec.py", "tests/test_wire.py"],
     "subnet/wire/signing.py": ["tests/test_wire.py", "tests/chain/test_envelope.py"],
     "subnet/wire/gradient.py": ["tests/test_wire.py"],

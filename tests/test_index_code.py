@@ -196,7 +196,7 @@ def test_unary_lengths_at_and_past_their_bounds():
     assert fewest.unary_bits == 4
     assert decode_indices(fewest, 1, 4, 16).tolist() == [[0, 2, 3, 5]]
     fewer = RiceStreams(1, 3, fewest.unary, fewest.remainder)
-    with pytest.raises(IndexCodeError, match="unary stream length 3 bits is impossible for 4 indices in 1 bytes"):
+    with pytest.raises(IndexCodeError, match="unary stream length 3 bits is too short for 4 indices"):
         decode_indices(fewer, 1, 4, 16)
     full = streams_for([0, 0, 0, 10], 1)           # unary "111" "000001": 9 bits in 2 bytes
     assert full.unary_bits == 9 and full.unary.size == 2
@@ -204,11 +204,38 @@ def test_unary_lengths_at_and_past_their_bounds():
     with pytest.raises(IndexCodeError, match="unary stream ends inside a gap"):
         decode_indices(padded, 1, 4, 64)
     over = RiceStreams(1, 17, full.unary, full.remainder)
-    with pytest.raises(IndexCodeError, match="unary stream length 17 bits is impossible for 4 indices in 2 bytes"):
+    with pytest.raises(IndexCodeError, match="unary stream is 2 bytes, expected 3 for 17 bits"):
         decode_indices(over, 1, 4, 64)
     eight = streams_for([0] * 8, 0)                # unary "11111111": every bit of its one byte
     assert eight.unary_bits == eight.unary.size * 8 == 8
     assert decode_indices(eight, 1, 8, 8).tolist() == [list(range(8))]
+
+
+def test_a_byte_more_or_less_of_unary_stream_is_refused():
+    good = streams_for([3, 0, 2], 0)               # "0001" "1" "001": 8 bits, 1 byte
+    assert good.unary.size == 1
+    for unary in (np.zeros(0, np.uint8), np.concatenate([good.unary, [0]])):
+        with pytest.raises(IndexCodeError, match=f"unary stream is {unary.size} bytes, expected 1 for 8 bits"):
+            decode_indices(RiceStreams(0, 8, unary, good.remainder), 1, 3, 64)
+
+
+@pytest.mark.parametrize("stream,bit", [("unary", 0), ("remainder", 0), ("remainder", 1)])   # every padding bit
+def test_set_padding_bits_are_refused(stream, bit):
+    """One encoding per index set: an upload cannot vary its bytes (and its hash) for the same content."""
+    good = streams_for([5, 6, 9], 2)               # unary "01" "01" "001": 7 bits; remainders 6 bits
+    assert good.unary_bits == 7 and good.remainder.size == 1   # 1 and 2 padding bits
+    assert decode_indices(good, 1, 3, 64).tolist() == [[5, 12, 22]]
+    edited = {name: getattr(good, name).copy() for name in ("unary", "remainder")}
+    edited[stream][-1] |= np.uint8(1 << bit)
+    bad = RiceStreams(2, good.unary_bits, edited["unary"], edited["remainder"])
+    with pytest.raises(IndexCodeError, match="a stream's padding bits are not zero"):
+        decode_indices(bad, 1, 3, 64)
+
+
+def test_pack_bits_refuses_widths_beyond_the_largest_rice_parameter():
+    assert pack_bits(np.array([(1 << MAX_RICE_PARAM) - 1]), MAX_RICE_PARAM).tolist() == [255, 255]
+    with pytest.raises(ValueError, match=f"at most {MAX_RICE_PARAM} bits a value, not 17"):
+        pack_bits(np.array([1]), MAX_RICE_PARAM + 1)
 
 
 def test_a_unary_stream_coding_the_wrong_number_of_gaps_is_refused():

@@ -42,11 +42,12 @@ def pack_bits(values: np.ndarray, width: int) -> np.ndarray:
         for j in range(per_byte):
             out |= grouped[:, j] << np.uint8(width * (per_byte - 1 - j))
         return out
-    dtype = np.uint8 if width <= 8 else np.uint16 if width <= 16 else np.uint32
-    v = values.astype(dtype, copy=False)
-    shifts = np.arange(width - 1, -1, -1, dtype=dtype)
-    bits = ((v[:, None] >> shifts) & 1).astype(np.uint8)
-    return np.packbits(bits.reshape(-1))
+    if width > MAX_RICE_PARAM:
+        raise ValueError(f"pack_bits packs at most {MAX_RICE_PARAM} bits a value, not {width}")
+    # One bit per byte while expanding: uint16 keeps that temporary small (int64 would be 4x).
+    shifts = np.arange(width - 1, -1, -1, dtype=np.uint16)
+    bits = ((values.astype(np.uint16)[:, None] >> shifts) & 1).astype(np.uint8)
+    return np.packbits(bits.ravel())
 
 
 def unpack_bits(data: np.ndarray, width: int, count: int) -> np.ndarray:
@@ -59,13 +60,11 @@ def unpack_bits(data: np.ndarray, width: int, count: int) -> np.ndarray:
         return data[:count].astype(np.int64)
     if 8 % width == 0:
         per_byte = 8 // width
-        nbytes = -(-count // per_byte)
-        b = data[:nbytes]
         mask = np.uint8((1 << width) - 1)
-        cols = [(b >> np.uint8(width * (per_byte - 1 - j))) & mask for j in range(per_byte)]
-        return np.stack(cols, axis=1).reshape(-1)[:count].astype(np.int64)
+        cols = [(data >> np.uint8(width * (per_byte - 1 - j))) & mask for j in range(per_byte)]
+        return np.stack(cols, axis=1).ravel()[:count].astype(np.int64)
     bits = np.unpackbits(data, count=count * width).reshape(count, width).astype(np.int64)
-    weights = 1 << np.arange(width - 1, -1, -1, dtype=np.int64)
+    weights = 1 << np.arange(width - 1, -1, -1)
     return bits @ weights
 
 
@@ -85,7 +84,7 @@ def gaps_from_sorted(indices: np.ndarray) -> np.ndarray:
     """(chunks, k) sorted indices -> (chunks, k) gaps g_0 = i_0, g_j = i_j - i_{j-1} - 1."""
     gaps = np.empty_like(indices)
     gaps[:, 0] = indices[:, 0]
-    gaps[:, 1:] = np.diff(indices, axis=1) - 1
+    gaps[:, 1:] = np.diff(indices) - 1       # along the last axis: within each chunk
     return gaps
 
 
@@ -115,14 +114,14 @@ def best_rice_param(gaps: np.ndarray) -> int:
 
 def encode_indices(sorted_indices: np.ndarray) -> RiceStreams:
     """Rice-code (chunks, k) indices, sorted ascending within each chunk."""
-    gaps = gaps_from_sorted(sorted_indices.astype(np.int64, copy=False)).reshape(-1)
+    gaps = gaps_from_sorted(sorted_indices.astype(np.int64)).ravel()
     r = best_rice_param(gaps)
     quotients = gaps >> r
     unary_bits = int(quotients.sum()) + gaps.size
-    bits = np.zeros(unary_bits, dtype=np.uint8)
-    bits[np.cumsum(quotients + 1) - 1] = 1
+    bits = np.zeros(unary_bits, dtype=bool)
+    bits[np.cumsum(quotients + 1) - 1] = True
     unary = np.packbits(bits)
-    remainder = pack_bits(gaps & ((1 << r) - 1), r) if r else np.zeros(0, dtype=np.uint8)
+    remainder = pack_bits(gaps & ((1 << r) - 1), r)
     return RiceStreams(rice_param=r, unary_bits=unary_bits, unary=unary, remainder=remainder)
 
 
@@ -132,20 +131,27 @@ def decode_indices(streams: RiceStreams, num_chunks: int, k: int, chunk_size: in
     r = streams.rice_param
     if not 0 <= r <= MAX_RICE_PARAM:
         raise IndexCodeError(f"rice parameter {r} out of range 0..{MAX_RICE_PARAM}")
-    if streams.unary_bits < count or streams.unary_bits > streams.unary.size * 8:
-        raise IndexCodeError(f"unary stream length {streams.unary_bits} bits is impossible for "
-                             f"{count} indices in {streams.unary.size} bytes")
+    if streams.unary_bits < count:
+        raise IndexCodeError(f"unary stream length {streams.unary_bits} bits is too short for {count} indices")
+    if streams.unary.size != -(-streams.unary_bits // 8):
+        raise IndexCodeError(f"unary stream is {streams.unary.size} bytes, expected {-(-streams.unary_bits // 8)} "
+                             f"for {streams.unary_bits} bits")
     if streams.remainder.size != -(-count * r // 8):
         raise IndexCodeError(f"remainder stream is {streams.remainder.size} bytes, expected "
                              f"{-(-count * r // 8)}")
-    bits = np.unpackbits(streams.unary, count=streams.unary_bits)
+    # One encoding per index set: the padding of both streams must be zero bits.
+    unary_padding = np.unpackbits(streams.unary[-1:])[8 - (-streams.unary_bits % 8):]
+    remainder_padding = np.unpackbits(streams.remainder[-1:])[8 - (-count * r % 8):]
+    if unary_padding.any() or remainder_padding.any():
+        raise IndexCodeError("a stream's padding bits are not zero")
+    bits = np.unpackbits(streams.unary)     # its padding is zero bits (checked above): no terminator there
     ends = np.flatnonzero(bits)
     if ends.size != count:
         raise IndexCodeError(f"unary stream codes {ends.size} gaps, expected exactly {count}")
     if count and ends[-1] != streams.unary_bits - 1:
         raise IndexCodeError("unary stream ends inside a gap: its last bit is not a terminating 1")
     quotients = np.diff(ends, prepend=-1) - 1
-    gaps = (quotients << r) | unpack_bits(streams.remainder, r, count) if r else quotients
+    gaps = (quotients << r) | unpack_bits(streams.remainder, r, count)
     if count and int(gaps.max()) >= chunk_size:
         raise IndexCodeError(f"gap {int(gaps.max())} exceeds chunk size {chunk_size}")
     indices = np.cumsum(gaps.reshape(num_chunks, k) + 1, axis=1) - 1

@@ -131,3 +131,41 @@ def test_weights_that_do_not_hash_to_the_manifests_model_are_refused_on_load(sea
         load_checkpoint_model(directory, info)
     assert err.value.reason == "wrong_model"
     assert model_hash(load_checkpoint_model(directory)) == model_hash(model)   # the files themselves are fine
+
+
+def _latest(**changes) -> bytes:
+    from subnet.storage.checkpoint import checkpoint_manifest_key
+    from subnet.wire.signing import WIRE_VERSION, sign_json
+    document = {"wire_format": WIRE_VERSION, "kind": "checkpoint_latest", "window": 9,
+                "manifest_key": checkpoint_manifest_key(9), "manifest_sha256": "ab" * 32}
+    document.update(changes)
+    return sign_json(document, LEAD)
+
+
+@pytest.mark.parametrize("changes", [
+    {"window": -1}, {"window": "9"}, {"window": 9.0}, {"window": None},
+    {"manifest_key": "checkpoints/8/manifest.json"}, {"manifest_key": "checkpoints/9/../../x.json"},
+    {"manifest_sha256": "AB" * 32}, {"manifest_sha256": "ab" * 31}, {"manifest_sha256": None},
+])
+def test_a_malformed_latest_pointer_is_refused(seaweed, changes):
+    writer, reader = seaweed.writer("validator-0"), seaweed.reader()
+    bucket = seaweed.bucket("validator-0")
+    writer.put(bucket, LATEST_KEY, _latest())
+    assert read_latest(reader, bucket, LEAD.address)[0] == 9
+    writer.put(bucket, LATEST_KEY, _latest(**changes))
+    with pytest.raises(WireError, match="LATEST.json is malformed") as err:
+        read_latest(reader, bucket, LEAD.address)
+    assert err.value.reason == "bad_metadata"
+
+
+def test_latest_at_window_zero_and_its_size_limit(seaweed):
+    from subnet.storage.checkpoint import checkpoint_manifest_key
+    writer, reader = seaweed.writer("validator-0"), seaweed.reader()
+    bucket = seaweed.bucket("validator-0")
+    writer.put(bucket, LATEST_KEY, _latest(window=0, manifest_key=checkpoint_manifest_key(0)))
+    assert read_latest(reader, bucket, LEAD.address) == (0, checkpoint_manifest_key(0), "ab" * 32)
+    from subnet.storage.client import StorageError
+    writer.put(bucket, LATEST_KEY, _latest(padding="x" * 4096))      # over the 4 KiB a pointer may take
+    with pytest.raises(StorageError, match="exceeds the limit of 4096") as err:
+        read_latest(reader, bucket, LEAD.address)
+    assert err.value.reason == "too_large"
