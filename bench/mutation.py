@@ -65,7 +65,21 @@ _PARTS_BOUNDED = ("unreachable: the parts text sits inside a header already refu
                   "AGGREGATE_MAX_HEADER_BYTES")
 _OLD_SIGNATURE = ("an old signature left in the metadata is dropped by the digest and overwritten by the new "
                   "one on the next line")
+_FAST_PATH = ("skips the fast path for widths dividing 8: the general per-bit path gives the same bytes "
+              "(tests/test_index_code.py checks every width against a bit-string reference)")
+_RICE_START = ("start of an exact search: the Rice cost is convex in r, so the downhill walk ends at the same "
+               "minimum from any start (tests compare with a brute force over 0..16)")
+_NEGATIVE_DIM = "numpy infers a dimension given as any negative number, -2 as well as -1"
+_SHIFT_DTYPE = "int64 shifts give the same bits as uint16 ones; only the temporary is 4x larger"
 EQUIVALENT: dict[str, str] = {
+    "subnet.compression.index_code.x_pack_bits__mutmut_14": _FAST_PATH,
+    "subnet.compression.index_code.x_unpack_bits__mutmut_21": _FAST_PATH,
+    "subnet.compression.index_code.x_pack_bits__mutmut_37": _NEGATIVE_DIM,
+    "subnet.compression.index_code.x_pack_bits__mutmut_59": _SHIFT_DTYPE,
+    "subnet.compression.index_code.x_pack_bits__mutmut_63": _SHIFT_DTYPE,
+    "subnet.compression.index_code.x_best_rice_param__mutmut_13": _RICE_START,
+    "subnet.compression.index_code.x_best_rice_param__mutmut_14": _RICE_START,
+    "subnet.compression.index_code.x_best_rice_param__mutmut_16": _RICE_START,
     "subnet.wallet.x__make_private_dir__mutmut_4": _MKDIR_MODE,
     "subnet.wallet.x__make_private_dir__mutmut_6": _MKDIR_MODE,
     "subnet.wallet.x__key_document__mutmut_12": _KEY_JSON_LAYOUT,
