@@ -42,7 +42,7 @@ MODULES = {
     "subnet/chain/calls.py": ["tests/chain/test_calls.py", "tests/chain/test_refusals.py",
                               "tests/chain/test_conservation.py"],
     "subnet/storage/commitment.py": ["tests/storage/test_commitment.py"],
-    "subnet/storage/checkpoint.py": ["tests/storage/test_checkpoint.py"],
+    "subnet/storage/checkpoint.py": ["tests/storage/test_checkpoint_manifest.py", "tests/storage/test_checkpoint.py"],
     "subnet/wallet.py": ["tests/test_wallet.py"],
 }
 # Mutant name (as `mutmut results` prints it) -> why it is equivalent, after review. (Mutants that only

@@ -169,3 +169,66 @@ def test_latest_at_window_zero_and_its_size_limit(seaweed):
     with pytest.raises(StorageError, match="exceeds the limit of 4096") as err:
         read_latest(reader, bucket, LEAD.address)
     assert err.value.reason == "too_large"
+
+
+def test_what_is_stored_and_in_which_order(seaweed, tiny_preset, tokenizer_json):
+    from subnet.storage.checkpoint import checkpoint_files
+    from subnet.wire.signing import WIRE_VERSION, verify_json
+    writer, reader = seaweed.writer("validator-0"), seaweed.reader()
+    bucket = seaweed.bucket("validator-0")
+    model = build_model(tiny_preset.model, seed=6)
+    uploads = []
+    info = publish_checkpoint(writer, bucket, 50, model, tokenizer_json, LEAD, aggregate_sha256="ef" * 32,
+                              version=12, after_upload=uploads.append)
+    files = checkpoint_files(model, tokenizer_json)
+    assert "tokenizer.json" in files and "config.json" in files
+    assert uploads == [f"checkpoints/50/{name}" for name in files] + ["checkpoints/50/manifest.json", LATEST_KEY]
+    for name, data in files.items():
+        assert bytes(reader.get(bucket, f"checkpoints/50/{name}", 1 << 30)) == data, name
+    raw = bytes(reader.get(bucket, "checkpoints/50/manifest.json", 1 << 20))
+    manifest = verify_json(raw, expected_hotkey=LEAD.address, expected_kind="checkpoint_manifest")
+    assert {k: v for k, v in manifest.items() if k != "signature"} == {
+        "wire_format": WIRE_VERSION, "kind": "checkpoint_manifest", "window": 50, "model_hash": model_hash(model),
+        "aggregate_sha256": "ef" * 32, "version": 12, "hotkey": LEAD.address,
+        "files": {name: {"sha256": sha256_hex(data), "size": len(data)} for name, data in files.items()}}
+    assert info.files == manifest["files"] and info.version == 12 and info.hotkey == LEAD.address
+    assert read_latest(reader, bucket, LEAD.address) == (50, "checkpoints/50/manifest.json", sha256_hex(raw))
+
+
+def test_fetch_by_window_refetch_and_a_manifest_not_the_one_latest_names(seaweed, tiny_preset, tokenizer_json,
+                                                                          tmp_path):
+    writer, reader = seaweed.writer("validator-0"), seaweed.reader()
+    bucket = seaweed.bucket("validator-0")
+    old, new = build_model(tiny_preset.model, seed=7), build_model(tiny_preset.model, seed=8)
+    publish_checkpoint(writer, bucket, 60, old, tokenizer_json, LEAD)
+    publish_checkpoint(writer, bucket, 61, new, tokenizer_json, LEAD)
+    info, directory = fetch_checkpoint(reader, bucket, tmp_path, hotkey=LEAD.address, window=60)   # not LATEST's
+    assert info.window == 60 and directory == tmp_path / "60"
+    assert model_hash(load_checkpoint_model(directory, info)) == model_hash(old)
+    (directory / "stray").write_text("left by an earlier fetch")
+    info, directory = fetch_checkpoint(reader, bucket, tmp_path, hotkey=LEAD.address, window=60)    # again: replaced
+    assert not (directory / "stray").exists() and sorted(p.name for p in directory.iterdir()) == sorted(
+        [*info.files, "manifest.json"])
+    # LATEST.json names window 61's manifest by hash: a re-signed manifest put there is refused
+    latest = bytes(reader.get(bucket, LATEST_KEY, 4096))
+    _resign(writer, bucket, 61, lambda doc: doc.update(version=5))
+    writer.put(bucket, LATEST_KEY, latest)
+    with pytest.raises(WireError, match="checkpoints/61/manifest.json does not match LATEST.json") as err:
+        fetch_checkpoint(reader, bucket, tmp_path, hotkey=LEAD.address)
+    assert err.value.reason == "part_mismatch"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["60"]       # no staging directory left behind
+
+
+def test_a_file_of_another_size_is_refused_before_its_bytes(seaweed, tiny_preset, tokenizer_json, tmp_path):
+    from subnet.storage.client import StorageError
+    writer, reader = seaweed.writer("validator-0"), seaweed.reader()
+    bucket = seaweed.bucket("validator-0")
+    publish_checkpoint(writer, bucket, 70, build_model(tiny_preset.model, seed=9), tokenizer_json, LEAD)
+    writer.put(bucket, "checkpoints/70/tokenizer.json", tokenizer_json + b" ")     # one byte longer
+    with pytest.raises(StorageError, match="exceeds the limit") as err:
+        fetch_checkpoint(reader, bucket, tmp_path, hotkey=LEAD.address)
+    assert err.value.reason == "too_large"
+    writer.put(bucket, "checkpoints/70/tokenizer.json", tokenizer_json[:-1])        # one byte shorter
+    with pytest.raises(WireError, match="checkpoint file tokenizer.json does not match the manifest"):
+        fetch_checkpoint(reader, bucket, tmp_path, hotkey=LEAD.address)
+    assert list(tmp_path.iterdir()) == []
