@@ -5,8 +5,6 @@ import struct
 import numpy as np
 import pytest
 import torch
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 from subnet.compression.chunking import chunk_layout
 from subnet.compression.codec import (
@@ -27,8 +25,6 @@ from subnet.compression.index_code import (
     decode_indices,
     encode_indices,
     index_floor_bits,
-    pack_bits,
-    unpack_bits,
 )
 from subnet.compression.quantize import quantize_values
 from subnet.compression.spec import CodecSpec
@@ -162,26 +158,6 @@ def test_quantizer_table_is_group_mean_and_codes_fit():
     for c in codes.unique().tolist():
         torch.testing.assert_close(table[c], v[codes == c].mean())
     assert (torch.sign(recon) == torch.sign(v)).all()
-
-
-@settings(max_examples=60, deadline=None)
-@given(width=st.integers(1, 16), data=st.data())
-def test_pack_bits_roundtrip(width, data):
-    values = np.array(data.draw(st.lists(st.integers(0, (1 << width) - 1), max_size=200)), dtype=np.int64)
-    packed = pack_bits(values, width)
-    assert packed.size == -(-values.size * width // 8)
-    assert np.array_equal(unpack_bits(packed, width, values.size), values)
-
-
-@settings(max_examples=40, deadline=None)
-@given(n=st.integers(1, 4096), data=st.data())
-def test_index_code_roundtrip(n, data):
-    k = data.draw(st.integers(1, min(n, 128)))
-    chunks = data.draw(st.integers(1, 4))
-    rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1)))
-    idx = np.sort(np.stack([rng.choice(n, size=k, replace=False) for _ in range(chunks)]), axis=1)
-    streams = encode_indices(idx)
-    assert np.array_equal(decode_indices(streams, chunks, k, n), idx)
 
 
 def test_index_streams_naming_a_gap_or_an_index_past_the_chunk_are_refused():
