@@ -29,13 +29,14 @@ from subnet.chain.client import ChainClient
 from subnet.compression.spec import CodecSpec
 from subnet.data import TokenDataset
 from subnet.hashing import sha256_hex
-from subnet.metrics import MinerMetrics, serve
+from subnet.metrics import MinerMetrics
 from subnet.model import build_model
 from subnet.node.boot import (
     Snapshot,
     catch_up,
     join_subnet,
     read_snapshot,
+    serve_metrics,
     start_follower,
     survive,
     wait_for_block,
@@ -427,9 +428,7 @@ class Miner:
     # --- the process ----------------------------------------------------------------------------
     async def run(self, max_windows: int | None = None, stop: asyncio.Event | None = None) -> None:
         torch.set_num_threads(self.settings.threads)
-        if self.settings.metrics_port is not None:
-            port = serve(self.prometheus.registry, self.settings.metrics_port).server_port
-            self.log(f"metrics on http://127.0.0.1:{port}/metrics")
+        serve_metrics(self.settings, self.prometheus.registry, self.log)
         try:
             self.uid = await join_subnet(self.settings, self.chain, self.view, self.log)
             snapshot = read_snapshot(self.settings, self.log)

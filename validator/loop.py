@@ -28,13 +28,14 @@ from subnet.chain.client import ChainCallError, ChainClient
 from subnet.compression.spec import CodecSpec
 from subnet.data import TokenDataset
 from subnet.errors import InputRejected
-from subnet.metrics import ValidatorMetrics, serve
+from subnet.metrics import ValidatorMetrics
 from subnet.model import build_model, model_hash, set_params
 from subnet.node.boot import (
     Snapshot,
     catch_up,
     join_subnet,
     read_snapshot,
+    serve_metrics,
     start_follower,
     survive,
     wait_for_block,
@@ -384,9 +385,7 @@ class Validator:
 
     async def run(self, max_windows: int | None = None, stop: asyncio.Event | None = None) -> None:
         torch.set_num_threads(self.settings.threads)
-        if self.settings.metrics_port is not None:
-            port = serve(self.prometheus.registry, self.settings.metrics_port).server_port
-            self.log(f"metrics on http://127.0.0.1:{port}/metrics")
+        serve_metrics(self.settings, self.prometheus.registry, self.log)
         try:
             self.uid = await join_subnet(self.settings, self.chain, self.view, self.log)
             await self._stake_and_announce()

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from subnet.chain.client import ChainClient, ChainUnavailable
 from subnet.errors import InputRejected
+from subnet.metrics import serve
 from subnet.compression.spec import CodecSpec
 from subnet.node.follow import Follower, ModelState, genesis_state, newest_checkpoint_state
 from subnet.node.network import NetworkView
@@ -82,6 +83,13 @@ def write_snapshot(settings: NodeSettings, snapshot: Snapshot) -> None:
     settings.state_dir.mkdir(parents=True, exist_ok=True)
     tensors = {**prefixed(snapshot.state.theta, "theta."), **snapshot.tensors}
     save_snapshot(snapshot_path(settings), tensors, {"model": snapshot.state.meta(), "extra": snapshot.extra})
+
+
+def serve_metrics(settings: NodeSettings, registry, log: Callable[[str], None]) -> None:
+    """Serve the process's Prometheus metrics when a port is configured (0: one the OS picks)."""
+    if settings.metrics_port is not None:
+        port = serve(registry, settings.metrics_port).server_port
+        log(f"metrics on http://127.0.0.1:{port}/metrics")
 
 
 async def start_follower(settings: NodeSettings, view: NetworkView, snapshot: Snapshot | None,
