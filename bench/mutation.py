@@ -43,6 +43,7 @@ MODULES = {
                               "tests/chain/test_conservation.py"],
     "subnet/storage/commitment.py": ["tests/storage/test_commitment.py"],
     "subnet/storage/checkpoint.py": ["tests/storage/test_checkpoint_manifest.py", "tests/storage/test_checkpoint.py"],
+    "subnet/storage/client.py": ["tests/storage/test_client.py", "tests/storage/test_client_edges.py"],
     "subnet/wallet.py": ["tests/test_wallet.py"],
 }
 # Mutant name (as `mutmut results` prints it) -> why it is equivalent, after review. (Mutants that only
