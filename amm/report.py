@@ -87,3 +87,72 @@ def write_plot(result: SimResult, path: str | Path, max_lines: int = 8) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
+
+
+# ---- sweeps (amm.sweep) ---------------------------------------------------------------------------
+
+
+def _band(row: dict, label: str, fmt) -> str:
+    return f"{fmt(row[label + '_median'])} [{fmt(row[label + '_p10'])}-{fmt(row[label + '_p90'])}]"
+
+
+def top_subnets(point: dict, limit: int | None) -> list[str]:
+    """The grid point's subnets, largest median emission share first, at most ``limit``."""
+    names = sorted(point["subnets"], key=lambda n: -point["subnets"][n]["share_median"])
+    return names if limit is None else names[:limit]
+
+
+def render_sweep(sweep: dict, console: Console, limit: int | None = 24) -> None:
+    """A table per grid point: median [10%-90%] over seeds of each subnet's final price, share of
+    the run's TAO emission, and alpha paid to owner, miners and validators."""
+    for point in sweep["grid"]:
+        described = ", ".join(f"{k}={v}" for k, v in point["settings"].items())
+        shown = top_subnets(point, limit)
+        more = len(point["subnets"]) - len(shown)
+        table = Table(title=f"{sweep['scenario']}: {described} ({point['runs']} seeds)",
+                      caption="median [10%-90%] over seeds; share = of all TAO emitted over the run; "
+                              "payouts in alpha" + (f"; {more} more subnets in --json" if more else ""))
+        for col in ("subnet", "price", "share", "α owner", "α miners", "α validators"):
+            table.add_column(col, justify="left" if col == "subnet" else "right")
+        for name in shown:
+            row = point["subnets"][name]
+            table.add_row(name, _band(row, "price", lambda x: f"{x:.5f}"), _band(row, "share", lambda x: f"{x:.2%}"),
+                          *(_band(row, key, lambda x: f"{x / RAO_PER_TAO:,.0f}")
+                            for key in ("owner_paid", "miner_paid", "validator_paid")))
+        console.print(table)
+        console.print(f"conservation: {point['conservation']}")
+
+
+def write_sweep_plot(sweep: dict, path: str | Path, max_lines: int = 6) -> None:
+    """Per grid point (a column), the median price and emission share over time of its largest
+    subnets, each with its 10-90% band over seeds."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    grid = sweep["grid"]
+    fig, axes = plt.subplots(2, len(grid), figsize=(4.5 * len(grid) + 1, 8), sharex=True, squeeze=False)
+    for column, point in enumerate(grid):
+        series = point["series"]
+        days = np.asarray(series["block"]) / 7200.0
+        names = list(point["subnets"])
+        for name in top_subnets(point, max_lines):
+            i = names.index(name)
+            color = f"C{i % 10}"   # a subnet keeps its colour in every column
+            for row, key in ((0, "price"), (1, "share")):
+                p10, p50, p90 = series[key][0][:, i], series[key][1][:, i], series[key][2][:, i]
+                axes[row][column].plot(days, p50, label=name, color=color)
+                axes[row][column].fill_between(days, p10, p90, color=color, alpha=0.2)
+        axes[0][column].set_title(", ".join(f"{k}={v}" for k, v in point["settings"].items()), fontsize="medium")
+        axes[0][column].set_yscale("log")
+        axes[1][column].set_xlabel("day")
+        axes[0][column].legend(loc="best", fontsize="x-small")
+    axes[0][0].set_ylabel("price (TAO / alpha), median and 10-90%")
+    axes[1][0].set_ylabel("TAO emission share, median and 10-90%")
+    fig.suptitle(f"{sweep['scenario']}: {sweep['seeds']} seeds per setting")
+    for ax in axes.flat:
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)

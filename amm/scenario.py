@@ -315,6 +315,13 @@ def parse_scenario(data: Any, source: str = "<scenario>") -> Scenario:
 
 def load_scenario(path: str | Path) -> Scenario:
     """Load a scenario file; a bare name (e.g. ``pump-and-dump``) finds a shipped example."""
+    data, source = read_scenario_data(path)
+    return parse_scenario(data, source)
+
+
+def read_scenario_data(path: str | Path) -> tuple[object, str]:
+    """The parsed YAML of a scenario file (or a shipped one by name) and the path it came from,
+    not yet checked (`parse_scenario` does that)."""
     p = Path(path)
     if not p.exists():
         shipped = bundled_scenarios().get(str(path).removesuffix(".yaml"))
@@ -322,10 +329,9 @@ def load_scenario(path: str | Path) -> Scenario:
             raise ScenarioError(f"{path}: no such file (shipped: {', '.join(sorted(bundled_scenarios()))})")
         p = shipped
     try:
-        data = yaml.safe_load(p.read_text())
+        return yaml.safe_load(p.read_text()), str(p)
     except yaml.YAMLError as exc:
         raise ScenarioError(f"{p}: not valid YAML: {exc}") from exc
-    return parse_scenario(data, str(p))
 
 
 def bundled_scenarios() -> dict[str, Path]:

@@ -55,3 +55,24 @@ def test_bad_scenario_is_a_clean_error(tmp_path, capsys):
     path.write_text("name: x\nsubnets: [{name: a, tao: 1, alpha: 1, colour: red}]\n")
     assert main(["simulate", str(path)]) == 2
     assert "subnets[0].colour" in capsys.readouterr().err
+
+
+def test_all_three_engines_write_the_same_json(tmp_path):
+    path = tmp_path / "s.yaml"
+    path.write_text(SCENARIO)
+    outputs = {}
+    for engine in ("compiled", "vectorised", "reference"):
+        out = tmp_path / f"{engine}.json"
+        assert main(["simulate", str(path), "--blocks", "400", "--quiet", "--engine", engine, "--json", str(out)]) == 0
+        data = json.loads(out.read_text())
+        assert data.pop("engine") == engine
+        data.pop("conservation")
+        outputs[engine] = data
+    assert outputs["compiled"] == outputs["vectorised"] == outputs["reference"]
+
+
+def test_the_vectorised_engine_names_a_scenario_beyond_its_range(capsys):
+    assert main(["simulate", "mainnet-2026", "--blocks", "5", "--quiet", "--engine", "vectorised"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("amm: error: a balance reached") and "float64" in err and err.count("\n") == 1
+    assert main(["simulate", "mainnet-2026", "--blocks", "5", "--quiet"]) == 0    # compiled, the default
