@@ -175,6 +175,9 @@ def main(argv: list[str] | None = None) -> int:
         code = commands[args.command]()
         sys.stdout.flush()  # a closed pipe surfaces here, not in the flush at exit
         return code
+    except KeyboardInterrupt:
+        print("amm: interrupted", file=sys.stderr)
+        return 130
     except BrokenPipeError:  # the reader went away (`amm scenarios | head -n 1`): stop quietly
         try:
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # or the flush at exit complains

@@ -16,6 +16,7 @@ from __future__ import annotations
 import copy
 import itertools
 import os
+import signal
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
@@ -190,6 +191,10 @@ def run_one(data: dict, source: str, point: int, settings: dict, seed: int) -> R
                       seconds=time.perf_counter() - started)
 
 
+def _ignore_interrupts() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def default_jobs() -> int:
     return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1))
 
@@ -212,13 +217,19 @@ def run_sweep(data: dict, source: str, settings: list[Setting], seeds: int, jobs
             if progress:
                 progress(len(results), len(tasks))
     else:
-        # spawn: workers start clean (no inherited locks or threads); each loads the cached kernel
-        with ProcessPoolExecutor(jobs, mp_context=get_context("spawn")) as pool:
+        # spawn: workers start clean (no inherited locks or threads); each loads the cached kernel.
+        # Workers ignore Ctrl-C; the parent cancels what has not started and waits for the rest.
+        with ProcessPoolExecutor(jobs, mp_context=get_context("spawn"), initializer=_ignore_interrupts) as pool:
             futures = [pool.submit(run_one, data, source, i, point, seed) for i, point, seed in tasks]
-            for future in as_completed(futures):
-                results.append(future.result())
-                if progress:
-                    progress(len(results), len(tasks))
+            try:
+                for future in as_completed(futures):
+                    results.append(future.result())
+                    if progress:
+                        progress(len(results), len(tasks))
+            except BaseException:
+                for future in futures:
+                    future.cancel()
+                raise
     grid = []
     for i, point in enumerate(points):
         runs = sorted((r for r in results if r.point == i), key=lambda r: r.seed)
