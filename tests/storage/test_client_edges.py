@@ -166,14 +166,18 @@ def test_multipart_begins_exactly_at_the_threshold(seaweed):
     assert reader.get(bucket, "edge/below.bin", max_bytes=len(below)) == below
 
 
-class _FailingParts:
-    """Wraps a boto3 client so the second part of a multipart upload fails for good."""
+class _Wrapped:
+    """A boto3 client with one call replaced by a subclass (every other call passes through)."""
 
     def __init__(self, s3):
         self._s3 = s3
 
     def __getattr__(self, name):
         return getattr(self._s3, name)
+
+
+class _FailingParts(_Wrapped):
+    """The second part of a multipart upload fails for good."""
 
     def upload_part(self, **kwargs):
         if kwargs["PartNumber"] == 2:
@@ -195,15 +199,10 @@ def test_a_failed_multipart_upload_is_aborted_and_stores_nothing(seaweed):
     assert [u for u in pending if u["Key"] == "edge/aborted.bin"] == []
 
 
-class _SmallPages:
-    """Wraps a boto3 client so every listing returns at most two keys per page."""
+class _SmallPages(_Wrapped):
+    """Every listing returns at most two keys per page."""
 
-    def __init__(self, s3):
-        self._s3 = s3
-        self.pages = 0
-
-    def __getattr__(self, name):
-        return getattr(self._s3, name)
+    pages = 0
 
     def list_objects_v2(self, **kwargs):
         self.pages += 1
@@ -230,13 +229,7 @@ def test_delete_sends_batches_of_at_most_a_thousand(seaweed):
     keys = [f"many/{i:04d}" for i in range(1001)]
     batches = []
 
-    class Recording:
-        def __init__(self, s3):
-            self._s3 = s3
-
-        def __getattr__(self, name):
-            return getattr(self._s3, name)
-
+    class Recording(_Wrapped):
         def delete_objects(self, **kwargs):
             batches.append([o["Key"] for o in kwargs["Delete"]["Objects"]])
             return self._s3.delete_objects(**kwargs)
