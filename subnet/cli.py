@@ -158,7 +158,8 @@ def cmd_up(args: argparse.Namespace) -> int:
     load_preset(args.preset)   # a bad preset is a usage error before anything starts
     summary = run_up(UpSettings(neurons_file=args.neurons, run_dir=args.run_dir, preset=args.preset,
                                 windows=args.windows, threads=args.threads, data=args.data, chain_port=args.chain_port,
-                                storage_port=args.storage_port, dashboard=not args.no_dashboard))
+                                storage_port=args.storage_port, metrics_port=args.metrics_port,
+                                dashboard=not args.no_dashboard))
     return 0 if summary is not None or args.windows is None else 1
 
 
@@ -211,7 +212,10 @@ def build_parser() -> argparse.ArgumentParser:
                              description="Start storage, the dev chain, every validator and miner of the "
                                          "neurons file as real processes, and show a live dashboard. Ctrl-C "
                                          "stops everything; --windows N stops after N windows and writes "
-                                         "summary.json and summary.png into the run directory.")
+                                         "summary.json and summary.png into the run directory. A process that "
+                                         "exits is started again, after a backoff that doubles with each quick "
+                                         "death (1 s to 60 s); restart counts are on the dashboard, in "
+                                         "summary.json and at --metrics-port.")
     up.add_argument("neurons", nargs="?", type=Path, default=Path("neurons.yaml"),
                     help="the network file (default neurons.yaml)")
     up.add_argument("--windows", type=positive_int, help="stop after this many completed windows")
@@ -223,6 +227,9 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--threads", type=positive_int, default=1, help="torch threads per process (default 1)")
     up.add_argument("--chain-port", type=int, default=0, help="chain port (default: a free one)")
     up.add_argument("--storage-port", type=int, default=0, help="storage port (default: a free one)")
+    up.add_argument("--metrics-port", type=int, default=0,
+                    help="Prometheus port of `subnet up` itself: restarts and liveness per process (default: a free "
+                         "one, printed at start and in run.json)")
     up.add_argument("--no-dashboard", action="store_true", help="no live dashboard (logs only)")
     up.set_defaults(func=cmd_up)
 

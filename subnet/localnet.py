@@ -56,6 +56,7 @@ class LocalNetwork:
     prepared: bool = False         # neurons.yaml and wallets are already in `root` (subnet up)
     metrics_ports: dict[str, int] = field(default_factory=dict)   # name ("chain" too) -> Prometheus port
     procs: dict[str, subprocess.Popen] = field(default_factory=dict)
+    extra_args: dict[str, list[str]] = field(default_factory=dict)   # a neuron's extra flags, for restarts
 
     @property
     def wallet_dir(self) -> Path:
@@ -159,14 +160,29 @@ class LocalNetwork:
                 time.sleep(0.2)
         raise NetworkStartError(f"{name} did not come up in {timeout:.0f} s ({self.log_path(name)})")
 
+    def _spawn_storage(self) -> subprocess.Popen:
+        return self._spawn("storage", ["subnet.cli", "storage", "--neurons", str(self.neurons_file)])
+
+    def _spawn_chain(self) -> subprocess.Popen:
+        # Once the first start has chosen a port, a restart binds the same one (neurons know the URL).
+        return self._spawn("chain", ["subnet.cli", "chain", "--neurons", str(self.neurons_file), "--db",
+                                     str(self.root / "chain.db"), "--port", str(self.chain_port), "--port-file",
+                                     str(self.root / "chain.port"), "--block-time", str(self.block_time)])
+
+    def restart(self, name: str) -> subprocess.Popen:
+        """Start process `name` again as it was started (its log is appended to; its state kept)."""
+        if name == "storage":
+            return self._spawn_storage()
+        if name == "chain":
+            return self._spawn_chain()
+        return self.start_neuron(name, self.extra_args.get(name))
+
     def start_infrastructure(self) -> None:
         self.write_files()
-        self._spawn("storage", ["subnet.cli", "storage", "--neurons", str(self.neurons_file)])
+        self._spawn_storage()
         port_file = self.root / "chain.port"
         port_file.unlink(missing_ok=True)
-        self._spawn("chain", ["subnet.cli", "chain", "--neurons", str(self.neurons_file), "--db",
-                              str(self.root / "chain.db"), "--port", str(self.chain_port), "--port-file",
-                              str(port_file), "--block-time", str(self.block_time)])
+        self._spawn_chain()
         self._wait_file(port_file, "chain")
         self.chain_port, _ = read_port_file(port_file)
         self._wait_http(self.chain_url + "/head", "chain")
@@ -179,6 +195,7 @@ class LocalNetwork:
 
     def start_neuron(self, name: str, extra: list[str] | None = None) -> subprocess.Popen:
         spec = next(n for n in self.neurons if n.name == name)
+        self.extra_args[name] = list(extra or [])
         argv = [f"{spec.role}.cli", "run", "--neurons", str(self.neurons_file), "--name", name,
                 "--chain", self.chain_url, "--preset", self.preset, "--state-dir", str(self.state_dir(name)),
                 "--threads", str(self.threads), *(["--data", str(self.data)] if self.data else []), *(extra or [])]

@@ -1,4 +1,4 @@
-"""Prometheus metrics of the miner, the validator and the chain (names and meanings: docs/metrics.md).
+"""Prometheus metrics of the miner, the validator, the chain and `subnet up`'s supervisor (names and meanings: docs/metrics.md).
 
 Each process builds its own `CollectorRegistry` (no module-level registry: tests run several in one
 interpreter) and serves it on the port its config names (`metrics_port` in neurons.yaml, or
@@ -130,6 +130,17 @@ class ChainMetrics:
     def observe(self, kind: str, outcome: str, seconds: float) -> None:
         self.requests.labels(kind, outcome).inc()
         self.latency.labels(kind).observe(seconds)
+
+
+class SupervisorMetrics:
+    """`subnet up`'s own: which processes run and how often each was started again."""
+
+    def __init__(self, registry: CollectorRegistry | None = None):
+        r = self.registry = registry or CollectorRegistry()
+        self.restarts = Counter("tessera_process_restarts", "Times `subnet up` started a process again after it "
+                                "exited, by process name", ["process"], registry=r)
+        self.up = Gauge("tessera_process_up", "1 while the process runs, 0 while it waits to be restarted",
+                        ["process"], registry=r)
 
 
 class _Totals:

@@ -6,9 +6,10 @@ Prepares the data if missing, creates the wallets the file names, starts `subnet
 `subnet chain`, then each neuron as its own `validator run` / `miner run` process (what an operator
 runs), all through `subnet.localnet.LocalNetwork`. One run directory holds every process's log and
 state, the chain's database and the storage data. The dashboard reads only what anyone could read:
-the chain over HTTP and each process's metrics.jsonl. Ctrl-C or SIGTERM stops everything (SIGTERM,
-then SIGKILL after a timeout); with `--windows N` it stops after N completed windows and writes
-`summary.json` and `summary.png` into the run directory.
+the chain over HTTP and each process's metrics.jsonl. A process that exits is started again with
+backoff (`subnet.supervise`). Ctrl-C or SIGTERM stops everything (SIGTERM, then SIGKILL after a
+timeout); with `--windows N` it stops after N completed windows and writes `summary.json` and
+`summary.png` into the run directory.
 """
 from __future__ import annotations
 
@@ -25,7 +26,9 @@ import yaml
 
 from subnet.files import atomic_write
 from subnet.localnet import LocalNetwork, NeuronSpec, free_port
+from subnet.metrics import SupervisorMetrics, serve
 from subnet.neurons import NeuronsError, load_network
+from subnet.supervise import Supervisor
 
 SS58 = re.compile(r"^[1-9A-HJ-NP-Za-km-z]{46,48}$")
 REFRESH_S = 1.0
@@ -46,6 +49,7 @@ class UpSettings:
     data: Path | None = None     # prepared dataset; default: the bundled corpus, prepared once
     chain_port: int = 0          # 0: one the OS hands out
     storage_port: int = 0
+    metrics_port: int = 0        # `subnet up`'s own Prometheus metrics (restarts); 0: one the OS hands out
     dashboard: bool = True
 
 
@@ -120,6 +124,7 @@ def prepare_run(settings: UpSettings) -> LocalNetwork:
     ports = {n.name: n.metrics_port for n in network.neurons if n.metrics_port is not None}
     if isinstance(chain, dict) and chain.get("metrics_port"):
         ports["chain"] = chain["metrics_port"]
+    ports["supervisor"] = settings.metrics_port or free_port()   # served by `subnet up` itself
     if not any(s.role == "validator" for s in specs) or not any(s.role == "miner" for s in specs):
         raise NeuronsError(f"{source}: neurons: a network needs at least one validator and one miner")
     return LocalNetwork(root=root, neurons=specs, block_time=network.block_time or 1.0, preset=settings.preset,
@@ -164,6 +169,7 @@ class Observation:
     metrics: dict[str, list[dict]]
     alive: dict[str, bool]
     hotkeys: dict[str, str]
+    supervision: dict[str, str] = field(default_factory=dict)   # name -> the supervisor's state (subnet up)
 
     def uid_of(self, name: str) -> int | None:
         mg, hotkey = self.metagraph, self.hotkeys.get(name)
@@ -285,7 +291,8 @@ def render(obs: Observation, watch: Watch, protocol) -> object:
     for spec in watch.net.neurons:
         rows = obs.metrics.get(spec.name) or []
         last = rows[-1] if rows else {}
-        status = ("running" if obs.alive.get(spec.name) else "stopped") if spec.name in obs.alive else "-"
+        status = obs.supervision.get(spec.name) or (
+            ("running" if obs.alive.get(spec.name) else "stopped") if spec.name in obs.alive else "-")
         stake = obs.column(spec.name, "stake")
         stake_text = f"{stake / 1e9:,.2f}" if stake is not None else "-"
         if spec.role == "miner":
@@ -303,7 +310,11 @@ def render(obs: Observation, watch: Watch, protocol) -> object:
             validators.add_row(spec.name, status, stake_text, "yes" if permit else "no",
                                "yes" if uid is not None and uid == lead_uid else "",
                                str(weights_set), ",".join(str(p) for p in last.get("peers") or []) or "-")
-    return Group(top, loss_line, pool_line, miners, validators)
+    parts = [top, loss_line, pool_line, miners, validators]
+    if obs.supervision:
+        parts.append(Text("chain: " + obs.supervision.get("chain", "-") + "   storage: "
+                          + obs.supervision.get("storage", "-")))
+    return Group(*parts)
 
 
 # --- the run -------------------------------------------------------------------------------------
@@ -439,8 +450,12 @@ def run_up(settings: UpSettings, out=None) -> dict | None:
 
     previous = signal.signal(signal.SIGTERM, on_sigterm)
     watch = Watch(net)
+    metrics = SupervisorMetrics()
+    supervisor = Supervisor(procs=net.procs, start=net.restart, metrics=metrics)
     obs = None
+    server = None
     try:
+        server = serve(metrics.registry, net.metrics_ports["supervisor"])
         console.print("starting storage and chain")
         net.start_infrastructure()
         write_run_info(net)
@@ -450,11 +465,15 @@ def run_up(settings: UpSettings, out=None) -> dict | None:
         for spec in net.neurons:
             if spec.role == "miner":
                 net.start_neuron(spec.name)
-        console.print(f"started {len(net.neurons)} neurons; logs in {net.root / 'logs'}")
+        console.print(f"started {len(net.neurons)} neurons; logs in {net.root / 'logs'}; restart counts at "
+                      f"http://127.0.0.1:{net.metrics_ports['supervisor']}/metrics")
         with Live(console=console, refresh_per_second=2, transient=False,
                   auto_refresh=False) as live:
             while True:
+                for event in supervisor.poll():
+                    live.console.print(event)
                 obs = watch.observe()
+                obs.supervision = {name: supervisor.state(name) for name in net.procs}
                 if settings.dashboard:
                     live.update(render(obs, watch, protocol), refresh=True)
                 if settings.windows is not None and watch.windows_completed(obs) >= settings.windows:
@@ -467,9 +486,12 @@ def run_up(settings: UpSettings, out=None) -> dict | None:
         if obs is not None:
             obs = watch.observe()   # the last look while the chain still runs
         net.stop_all()
+        if server is not None:
+            server.shutdown()
     if obs is None:
         return None
     summary = summarise(watch, obs)
+    summary["restarts"] = supervisor.restarts()
     atomic_write(net.root / "summary.json", (json.dumps(summary, indent=2) + "\n").encode())
     if summary["windows"]:
         plot_summary(summary, net.root / "summary.png")

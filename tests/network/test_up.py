@@ -91,3 +91,70 @@ def test_a_broken_neurons_file_starts_nothing(tmp_path, tiny_data_dir):
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("subnet: error:") and "stake" in lines[0], proc.stderr
     assert not (tmp_path / "run" / "chain.db").exists()
+
+
+def _pids_of(root: Path, needle: str) -> list[int]:
+    return [int(line.split(":", 1)[0]) for line in processes_under(root) if needle in line]
+
+
+def _scrape(url: str) -> str:
+    import urllib.request
+    return urllib.request.urlopen(url, timeout=5).read().decode()
+
+
+def _wait(what: str, check, proc: subprocess.Popen, timeout: float = 180.0):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        assert proc.poll() is None, f"subnet up exited while waiting for {what}"
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.5)
+
+
+@pytest.mark.slow
+def test_a_killed_process_is_started_again_and_counted(tmp_path, tiny_data_dir):
+    """SIGKILL a miner and the chain under `subnet up`: each is started again (the chain on its port,
+    from its database), the restart is a metric and in the summary, and the miner trains again."""
+    import urllib.request
+
+    proc = up(tmp_path, tiny_data_dir)
+    run = tmp_path / "run"
+    try:
+        metrics_rows = run / "state" / "m1" / "metrics.jsonl"
+        _wait("m1's first window", metrics_rows.exists, proc, 300)
+        info = json.loads((run / "run.json").read_text())
+        supervisor_url, chain_url = info["metrics"]["supervisor"], info["chain_url"]
+        assert 'tessera_process_up{process="m1"} 1.0' in _scrape(supervisor_url)
+        (miner,) = _pids_of(run, "--name m1 ")
+        (chain,) = _pids_of(run, "subnet.cli chain")
+        head_before = json.loads(urllib.request.urlopen(chain_url + "/head", timeout=5).read())["block"]
+        windows_before = len(metrics_rows.read_text().splitlines())
+        os.kill(miner, signal.SIGKILL)
+        os.kill(chain, signal.SIGKILL)
+
+        def restarted():
+            text = _scrape(supervisor_url)
+            return ('tessera_process_restarts_total{process="m1"} 1.0' in text
+                    and 'tessera_process_restarts_total{process="chain"} 1.0' in text)
+        _wait("both restarts counted", restarted, proc, 60)
+        new_miner = _wait("a new m1 process", lambda: [p for p in _pids_of(run, "--name m1 ") if p != miner], proc)
+        assert new_miner and chain not in _pids_of(run, "subnet.cli chain")
+
+        def chain_moved_on():
+            try:
+                return json.loads(urllib.request.urlopen(chain_url + "/head", timeout=2).read())["block"] > head_before
+            except OSError:
+                return False
+        _wait("the restarted chain, on the same port, past the old head", chain_moved_on, proc, 60)
+        _wait("a window trained by the restarted miner",
+              lambda: len(metrics_rows.read_text().splitlines()) > windows_before, proc, 240)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 0, out[-3000:]
+    assert "m1 exited with signal 9; starting it again in 1 s" in out and "chain exited with signal 9" in out
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["restarts"]["m1"] == 1 and summary["restarts"]["chain"] == 1 and summary["restarts"]["val"] == 0
+    assert not processes_under(run)
