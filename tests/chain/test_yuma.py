@@ -456,3 +456,20 @@ def test_result_arrays_are_read_only():
 def test_nobody_sets_weights_gives_zero_outputs():
     result = yuma(np.ones(4), np.zeros((4, 4)), np.zeros((4, 4)))
     assert not result.incentive.any() and not result.dividends.any() and not result.bonds.any()
+
+
+@settings(max_examples=60, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), scale=st.sampled_from([2.0, 0.5, 1000.0, 1e-3, 3.0]))
+def test_outputs_do_not_change_when_every_stake_is_scaled_alike(seed, scale):
+    """Yuma reads stake only as shares: the same network with every stake multiplied by one factor (a
+    power of two exactly, others to rounding) gives the same incentive, dividends, consensus and bonds."""
+    stake, weights, bonds = _random_epoch(np.random.default_rng(seed))
+    base = yuma(stake, weights, bonds)
+    scaled = yuma(stake * scale, weights, bonds)
+    exact = scale in (2.0, 0.5)
+    for field in ("incentive", "dividends", "consensus", "bonds", "validator_trust"):
+        a, b = getattr(base, field), getattr(scaled, field)
+        if exact:
+            assert np.array_equal(a, b), field
+        else:
+            np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12, err_msg=field)
