@@ -276,3 +276,34 @@ def test_ensure_bucket_is_idempotent_and_reports_refusals(seaweed):
     with pytest.raises(StorageError) as err:
         seaweed.writer("miner-0").ensure_bucket("tessera-someone-else")
     assert err.value.reason == "access_denied"
+
+
+def test_the_async_facade_passes_every_argument_through(seaweed):
+    """Each AsyncStorage call gives what the blocking call gives: limits, ranges, metadata, prefixes."""
+    import asyncio
+
+    from subnet.storage.client import AsyncStorage
+
+    bucket = seaweed.bucket("miner-1")
+    writer, reader = AsyncStorage(seaweed.writer("miner-1")), AsyncStorage(seaweed.reader())
+    data = os.urandom(3000)
+
+    async def main():
+        await writer.put(bucket, "facade/a.bin", data)
+        await writer.put(bucket, "facade/b.bin", b"bb", max_bytes=2)
+        await writer.put(bucket, "other/c.bin", b"c")
+        with pytest.raises(StorageError) as err:
+            await writer.put(bucket, "facade/too-big.bin", b"123", max_bytes=2)
+        assert err.value.reason == "too_large"
+        with pytest.raises(StorageError) as err:
+            await reader.get(bucket, "facade/a.bin", max_bytes=2999)
+        assert err.value.reason == "too_large"
+        assert await reader.get(bucket, "facade/a.bin", max_bytes=3000) == data
+        assert await reader.get_range(bucket, "facade/a.bin", 100, 7) == data[100:107]
+        assert (await reader.head(bucket, "facade/a.bin")).size == 3000
+        assert await reader.exists(bucket, "facade/b.bin") and not await reader.exists(bucket, "facade/too-big.bin")
+        assert sorted(i.key for i in await reader.list(bucket, "facade/")) == ["facade/a.bin", "facade/b.bin"]
+        await writer.delete(bucket, ["facade/a.bin"])
+        assert not await reader.exists(bucket, "facade/a.bin") and await reader.exists(bucket, "other/c.bin")
+
+    asyncio.run(main())
