@@ -72,6 +72,8 @@ _RICE_START = ("start of an exact search: the Rice cost is convex in r, so the d
                "minimum from any start (tests compare with a brute force over 0..16)")
 _NEGATIVE_DIM = "numpy infers a dimension given as any negative number, -2 as well as -1"
 _SHIFT_DTYPE = "int64 shifts give the same bits as uint16 ones; only the temporary is 4x larger"
+_CLIENT = "subnet.storage.client.xǁStorageClientǁ"
+_PARALLELISM = "how many parts move at once: speed only, the same bytes are stored and read"
 EQUIVALENT: dict[str, str] = {
     "subnet.compression.index_code.x_pack_bits__mutmut_14": _FAST_PATH,
     "subnet.compression.index_code.x_unpack_bits__mutmut_21": _FAST_PATH,
@@ -119,6 +121,11 @@ EQUIVALENT: dict[str, str] = {
     "subnet.wire.aggregate.x_decode_aggregate__mutmut_93": "a missing parts list is refused as unparsable JSON, '' or 'XXXX'",
     "subnet.wire.aggregate.x_verify_lineage__mutmut_3": ("-1 and -2 both precede every window: manifests with a "
                                                          "negative window are refused"),
+    _CLIENT + "ensure_bucket__mutmut_4": "botocore's ClientError always carries an 'Error' mapping",
+    _CLIENT + "_put_multipart__mutmut_28": ("S3 part numbers need only ascend (1..10,000): numbered from 2 the "
+                                            "same object is stored (10,000 parts would be 160 GB)"),
+    _CLIENT + "_put_multipart__mutmut_54": _PARALLELISM,
+    _CLIENT + "delete__mutmut_28": "Quiet only drops the list of deleted keys from the reply; errors come either way",
     "subnet.chain.calls.x__price__mutmut_10": ("unreachable: a signed call cannot carry infinity (canonical JSON "
                                                "refuses it, so there is nothing to sign)"),
 }

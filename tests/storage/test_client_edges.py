@@ -307,3 +307,47 @@ def test_the_async_facade_passes_every_argument_through(seaweed):
         assert not await reader.exists(bucket, "facade/a.bin") and await reader.exists(bucket, "other/c.bin")
 
     asyncio.run(main())
+
+
+def test_a_one_byte_range_is_one_byte(seaweed):
+    bucket = seaweed.bucket("miner-0")
+    seaweed.writer("miner-0").put(bucket, "edge/range.bin", b"0123456789")
+    reader = seaweed.reader()
+    assert reader.get_range(bucket, "edge/range.bin", 3, 1) == b"3"
+    assert reader.get_range(bucket, "edge/range.bin", 9, 1) == b"9"
+    assert reader.get_range(bucket, "edge/range.bin", 0, -1) == b""
+
+
+def test_the_content_type_is_stored_for_single_and_multipart_puts(seaweed):
+    policy = TransferPolicy(multipart_threshold=6 * MiB, part_size=5 * MiB, concurrency=2)
+    writer = seaweed.writer("miner-1", policy)
+    bucket = seaweed.bucket("miner-1")
+    writer.put(bucket, "edge/small.json", b"{}", content_type="application/json")
+    writer.put(bucket, "edge/large.json", b" " * (7 * MiB), content_type="application/json")
+    for key in ("edge/small.json", "edge/large.json"):
+        assert writer.s3.head_object(Bucket=bucket, Key=key)["ContentType"] == "application/json"
+
+
+class _CreateBucketFails:
+    """A stand-in boto3 client whose create_bucket fails with one error code (unit test of ensure_bucket)."""
+
+    def __init__(self, code):
+        self.code, self.calls = code, 0
+
+    def create_bucket(self, Bucket):
+        self.calls += 1
+        raise client_error(self.code)
+
+
+@pytest.mark.parametrize("code, fails", [("BucketAlreadyOwnedByYou", False), ("BucketAlreadyExists", False),
+                                         ("AccessDenied", True), ("InvalidBucketName", True)])
+def test_ensure_bucket_accepts_only_an_existing_bucket(code, fails):
+    client = StorageClient(S3Config("http://127.0.0.1:9", "AKIAEXAMPLE0000", "secret-secret"),
+                           retry=RetryPolicy(attempts=1))
+    client.s3 = _CreateBucketFails(code)
+    if fails:
+        with pytest.raises(StorageError):
+            client.ensure_bucket("tessera-x")
+    else:
+        client.ensure_bucket("tessera-x")
+    assert client.s3.calls == 1
