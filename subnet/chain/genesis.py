@@ -50,6 +50,7 @@ class ChainParams:
     tao_weight: float = 0.18
     max_commitment_bytes: int = 512
     max_call_bytes: int = 64 * 1024
+    max_calls_per_block: int = 32   # signed calls one signer may make in one block (a flood is refused)
     balances: dict[str, int] = field(default_factory=dict)
     subnets: tuple[SubnetGenesis, ...] = ()
     root_stake: dict[str, int] = field(default_factory=dict)  # hotkey -> TAO staked on root at genesis
@@ -123,8 +124,8 @@ def parse_chain_params(data: object, path: str = "<genesis>", wallet_dir: Path |
         return ChainParams()
     if not isinstance(data, dict):
         raise GenesisError(f"{path}: chain: must be a mapping")
-    known = {"emission_model", "tao_weight", "max_commitment_bytes", "balances", "subnets", "root_stake",
-             "block_time", "metrics_port"}
+    known = {"emission_model", "tao_weight", "max_commitment_bytes", "max_calls_per_block", "balances", "subnets",
+             "root_stake", "block_time", "metrics_port"}
     for key in data:
         if key not in known:
             raise GenesisError(f"{path}: chain.{key}: unknown key (known: {', '.join(sorted(known))})")
@@ -139,6 +140,9 @@ def parse_chain_params(data: object, path: str = "<genesis>", wallet_dir: Path |
     max_commit = data.get("max_commitment_bytes", 512)
     if not isinstance(max_commit, int) or not 16 <= max_commit <= 65536:
         raise GenesisError(f"{path}: chain.max_commitment_bytes must be an int in [16, 65536]")
+    max_calls = data.get("max_calls_per_block", 32)
+    if not isinstance(max_calls, int) or isinstance(max_calls, bool) or not 1 <= max_calls <= 100_000:
+        raise GenesisError(f"{path}: chain.max_calls_per_block must be an int in [1, 100000]")
 
     def accounts(section: str, hotkey: bool) -> dict[str, int]:
         raw = data.get(section) or {}
@@ -159,7 +163,7 @@ def parse_chain_params(data: object, path: str = "<genesis>", wallet_dir: Path |
     if len(set(netuids)) != len(netuids):
         raise GenesisError(f"{path}: chain.subnets: duplicate netuid")
     return ChainParams(emission_model=model, tao_weight=float(tao_weight), max_commitment_bytes=max_commit,
-                       balances=accounts("balances", False), subnets=subnets,
+                       max_calls_per_block=max_calls, balances=accounts("balances", False), subnets=subnets,
                        root_stake=accounts("root_stake", True))
 
 

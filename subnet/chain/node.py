@@ -54,6 +54,7 @@ class ChainNode:
         self.params = self._load_params()
         self.genesis_hash = self.store.get_meta("genesis_hash")
         self.amm_params = Params(model=self.params.emission_model, tao_weight=self.params.tao_weight)
+        self._calls_block, self._calls_in_block = -1, {}   # signed calls per signer in the current block
         # The last block's coinbase per subnet, for display (GET /pool): not state, so not stored;
         # a restarted chain shows it again from its next block.
         self._last_emission: dict[int, dict] = {}
@@ -117,6 +118,7 @@ class ChainNode:
                 if env.nonce == last_nonce and env.signature == last_signature and last_result is not None:
                     return _replayed(json.loads(last_result))
                 raise ChainError("stale_nonce", f"nonce {env.nonce} is not above the last used {last_nonce}")
+            self._admit(env.signer)
             ctx = CallContext(store=s, params=self.params, block=self.block, signer=env.signer)
             try:
                 with s.savepoint():
@@ -129,6 +131,20 @@ class ChainNode:
         if failure is not None:
             raise failure
         return result
+
+    def _admit(self, signer: str) -> None:
+        """Count a signer's call in this block, or refuse it past `max_calls_per_block` (before its
+        nonce is spent: the same envelope is accepted in a later block). Admission, not state: the
+        counts live in memory and start afresh with each block and each restart."""
+        block = self.block
+        if self._calls_block != block:
+            self._calls_block, self._calls_in_block = block, {}
+        made = self._calls_in_block.get(signer, 0)
+        limit = self.params.max_calls_per_block
+        if made >= limit:
+            raise ChainError("rate_limited", f"{signer} already made {limit} calls in block {block} "
+                                             "(chain.max_calls_per_block); send it again in a later block", 429)
+        self._calls_in_block[signer] = made + 1
 
     # --- blocks -------------------------------------------------------------------------------
     def _amm_state(self, subnets: list[SubnetRow]) -> ChainState:

@@ -6,6 +6,7 @@ import pytest
 
 from subnet.chain import node as node_module
 from subnet.chain.calls import ChainError
+from subnet.chain.envelope import call_message
 from subnet.chain.genesis import ChainParams, SubnetGenesis
 from subnet.chain.node import ChainNode
 from subnet.keys import Keypair
@@ -95,3 +96,37 @@ def test_validator_sets_older_than_the_history_are_not_kept(chain, monkeypatch):
     with pytest.raises(ChainError) as info:
         node.validator_set(1, 21)
     assert info.value.reason == "unknown_block"
+
+
+def test_a_flood_from_one_signer_is_refused_past_its_calls_per_block(tmp_path):
+    """The fourth call of a signer in one block is `rate_limited` (HTTP 429), spends no nonce and changes
+    nothing; another signer is unaffected; in the next block the same envelope is accepted."""
+    params = ChainParams(balances={COLD_A.address: 100 * TAO, COLD_B.address: 100 * TAO}, max_calls_per_block=3)
+    node = ChainNode(tmp_path / "chain.db", params)
+    signer = Signer(node)
+    for _ in range(3):
+        signer.call(COLD_A, "transfer", dest=COLD_B.address, amount=TAO)
+    nonce = signer.nonces[COLD_A.address] + 1
+    message = call_message("transfer", {"dest": COLD_B.address, "amount": TAO}, COLD_A.address, nonce,
+                                       node.genesis_hash)
+    envelope = {"call": "transfer", "params": {"dest": COLD_B.address, "amount": TAO}, "signer": COLD_A.address,
+                "nonce": nonce, "signature": COLD_A.sign(message).hex()}
+    before = node.account(COLD_A.address)
+    with pytest.raises(ChainError) as info:
+        node.apply_call(envelope)
+    assert info.value.reason == "rate_limited" and info.value.status == 429 and "block 0" in str(info.value)
+    assert node.account(COLD_A.address) == before
+    signer.call(COLD_B, "transfer", dest=OWNER.address, amount=TAO)      # another signer, same block
+    node.produce_block()
+    assert node.apply_call(envelope)["block"] == 1                      # the same envelope, next block
+    assert node.account(COLD_A.address)["balance"] == before["balance"] - TAO
+
+
+def test_the_calls_per_block_limit_is_checked_in_the_genesis_file():
+    from subnet.chain.genesis import GenesisError, parse_chain_params
+
+    assert parse_chain_params({"max_calls_per_block": 1}).max_calls_per_block == 1
+    assert parse_chain_params({}).max_calls_per_block == 32
+    for bad in (0, -1, 100_001, 2.5, True, "10"):
+        with pytest.raises(GenesisError, match="max_calls_per_block"):
+            parse_chain_params({"max_calls_per_block": bad})
