@@ -13,7 +13,6 @@ from pathlib import Path
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from amm.compiled import run_compiled
 from amm.plan import compile_plan
 from amm.reference import run_reference
 from amm.report import render_sweep, render_table, write_csv, write_json, write_plot, write_sweep_plot
@@ -159,6 +158,8 @@ def sweep(args: argparse.Namespace, console: Console) -> int:
 def run_engine(engine: str, plan, progress=None):
     """The plan run by the compiled or vectorised engine, ``progress(blocks_done)`` as it goes."""
     if engine == "compiled":
+        from amm.compiled import run_compiled   # numba loads here, not for `amm scenarios` or --help
+
         return run_compiled(plan, progress=progress)
     return run_vectorised(plan, progress=progress, progress_every=max(1, plan.blocks // 200))
 
