@@ -121,7 +121,10 @@ EQUIVALENT: dict[str, str] = {
     "subnet.wire.aggregate.x_decode_aggregate__mutmut_93": "a missing parts list is refused as unparsable JSON, '' or 'XXXX'",
     "subnet.wire.aggregate.x_verify_lineage__mutmut_3": ("-1 and -2 both precede every window: manifests with a "
                                                          "negative window are refused"),
-    _CLIENT + "ensure_bucket__mutmut_4": "botocore's ClientError always carries an 'Error' mapping",
+    **{_CLIENT + f"ensure_bucket__mutmut_{n}": "botocore's ClientError always carries an 'Error' mapping"
+       for n in (4, 6)},
+    **{_CLIENT + f"list__mutmut_{n}": ("every S3 listing entry carries an ETag (SeaweedFS, AWS, MinIO, R2): the "
+                                       "default is never read") for n in (46, 48, 52)},
     _CLIENT + "_put_multipart__mutmut_28": ("S3 part numbers need only ascend (1..10,000): numbered from 2 the "
                                             "same object is stored (10,000 parts would be 160 GB)"),
     _CLIENT + "_put_multipart__mutmut_54": _PARALLELISM,

@@ -143,8 +143,11 @@ def test_a_put_at_its_limit_is_stored_and_the_tallies_count_object_bytes(seaweed
     writer, reader = seaweed.writer("miner-0"), seaweed.reader()
     bucket = seaweed.bucket("miner-0")
     data = os.urandom(4096)
-    writer.put(bucket, "edge/at-limit.bin", data, max_bytes=len(data))
+    etag = writer.put(bucket, "edge/at-limit.bin", data, max_bytes=len(data))
     assert writer.bytes_sent == len(data) and writer.bytes_received == 0
+    info = reader.head(bucket, "edge/at-limit.bin")
+    assert (info.key, info.size, info.etag) == ("edge/at-limit.bin", len(data), etag)
+    assert reader.list(bucket, "edge/nothing-here/") == []
     assert reader.get(bucket, "edge/at-limit.bin", max_bytes=len(data)) == data
     assert reader.get_range(bucket, "edge/at-limit.bin", 10, 20) == data[10:30]
     assert reader.get_range(bucket, "edge/at-limit.bin", 4090, 100) == data[4090:]   # short at the end
@@ -249,7 +252,7 @@ def test_delete_reports_a_refused_key(seaweed):
     seaweed.writer("validator-0").put(bucket, "guarded.bin", b"g")
     with pytest.raises(StorageError) as err:
         seaweed.reader().delete(bucket, ["guarded.bin"])
-    assert err.value.reason == "access_denied"
+    assert err.value.reason == "access_denied" and "DeleteObjects" in str(err.value)
     assert seaweed.reader().exists(bucket, "guarded.bin")
 
 
@@ -303,6 +306,7 @@ def test_the_async_facade_passes_every_argument_through(seaweed):
         assert (await reader.head(bucket, "facade/a.bin")).size == 3000
         assert await reader.exists(bucket, "facade/b.bin") and not await reader.exists(bucket, "facade/too-big.bin")
         assert sorted(i.key for i in await reader.list(bucket, "facade/")) == ["facade/a.bin", "facade/b.bin"]
+        assert {"facade/a.bin", "other/c.bin"} <= {i.key for i in await reader.list(bucket)}   # no prefix: all
         await writer.delete(bucket, ["facade/a.bin"])
         assert not await reader.exists(bucket, "facade/a.bin") and await reader.exists(bucket, "other/c.bin")
 
