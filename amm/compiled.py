@@ -34,7 +34,8 @@ def run_compiled(plan: Plan, progress: Callable[[int], None] | None = None, chun
     _check_fits_int64(plan)
     p = plan.params
     n = plan.n_subnets
-    money = np.zeros((k.ROWS, n), dtype=np.int64)
+    state = np.zeros((n, k.ROWS), dtype=np.int64)   # the kernel's layout: one row per subnet
+    money = state.T                                   # field-major view: money[k.TAU] is every subnet's
     money[k.TAU], money[k.ALPHA] = plan.tao, plan.alpha
     money[k.ISSUANCE] = plan.alpha + plan.outstanding + plan.trader_alpha
     money[k.TRADER_TAO], money[k.TRADER_ALPHA] = plan.trader_tao, plan.trader_alpha
@@ -77,7 +78,7 @@ def run_compiled(plan: Plan, progress: Callable[[int], None] | None = None, chun
     record_paid = np.zeros((records, n), dtype=np.int64)
     scratch = (np.zeros(n), np.zeros(64, dtype=np.int64), np.zeros(64, dtype=np.int64), np.zeros(64))
 
-    arrays = (chain, money, reals, int_params, real_params, trades, events_int, events_fraction, account_tao,
+    arrays = (chain, state, reals, int_params, real_params, trades, events_int, events_fraction, account_tao,
               account_alpha, record_block, record_price, record_share, record_paid, *scratch)
     started = time.perf_counter()
     k.run_blocks(0, *arrays)   # no blocks: compiles the kernel, or loads it from numba's cache
