@@ -123,6 +123,12 @@ EQUIVALENT: dict[str, str] = {
                                                          "negative window are refused"),
     **{_CLIENT + f"ensure_bucket__mutmut_{n}": "botocore's ClientError always carries an 'Error' mapping"
        for n in (4, 6)},
+    **{f"subnet.storage.client.x_classify__mutmut_{n}": ("a missing error code: '', 'None' and 'XXXX' are all "
+                                                         "codes of no list, so the status decides")
+       for n in (4, 6, 17)},
+    "subnet.storage.client.x__total_size__mutmut_7": "'' and 'XXXX' both hold no '/': the received size is used",
+    **{_CLIENT + f"head__mutmut_{n}": "every S3 HEAD reply carries an ETag: the default is never read"
+       for n in (26, 30)},
     **{_CLIENT + f"list__mutmut_{n}": ("every S3 listing entry carries an ETag (SeaweedFS, AWS, MinIO, R2): the "
                                        "default is never read") for n in (46, 48, 52)},
     _CLIENT + "_put_multipart__mutmut_28": ("S3 part numbers need only ascend (1..10,000): numbered from 2 the "

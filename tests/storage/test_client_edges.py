@@ -31,14 +31,16 @@ def test_not_found_codes(code):
 
 @pytest.mark.parametrize("code", ["AccessDenied", "403", "InvalidAccessKeyId", "SignatureDoesNotMatch", "Forbidden"])
 def test_denied_codes(code):
-    assert classify(client_error(code)).reason == "access_denied"
+    error = classify(client_error(code))
+    assert error.reason == "access_denied" and code in str(error) and "GetObject" in str(error)
 
 
 @pytest.mark.parametrize("code", ["SlowDown", "Throttling", "ThrottlingException", "RequestLimitExceeded",
                                   "TooManyRequests", "RequestTimeout", "RequestTimeTooSkewed", "InternalError",
                                   "ServiceUnavailable", "503", "500", "502", "504"])
 def test_transient_codes(code):
-    assert classify(client_error(code)).reason == "unavailable"
+    error = classify(client_error(code))
+    assert error.reason == "unavailable" and code in str(error) and "GetObject" in str(error)
 
 
 @pytest.mark.parametrize("status, reason", [(404, "not_found"), (403, "access_denied"), (429, "unavailable"),
@@ -51,7 +53,13 @@ def test_status_alone_names_the_failure(status, reason):
 
 @pytest.mark.parametrize("code", ["PreconditionFailed", "412"])
 def test_precondition_failed_is_changed(code):
-    assert classify(client_error(code)).reason == "changed"
+    error = classify(client_error(code))
+    assert error.reason == "changed" and code in str(error) and "GetObject" in str(error)
+
+
+def test_a_reply_without_an_error_section_is_named_by_its_status():
+    assert classify(ClientError({"ResponseMetadata": {"HTTPStatusCode": 404}}, "HeadObject")).reason == "not_found"
+    assert classify(ClientError({"ResponseMetadata": {"HTTPStatusCode": 503}}, "HeadObject")).reason == "unavailable"
 
 
 def test_classify_keeps_the_message_and_passes_storage_errors_through():
@@ -130,7 +138,9 @@ def test_permanent_failures_are_not_retried(reason):
 
 @pytest.mark.parametrize("content_range, received, total", [
     ("bytes 0-99/12345", 100, 12345), ("bytes 0-0/1", 1, 1), ("bytes 0-99/*", 100, 100),
-    ("", 77, 77), (None, 5, 5), ("bytes 0-99/12a", 100, 100), ("garbage", 3, 3)])
+    ("", 77, 77), (None, 5, 5), ("bytes 0-99/12a", 100, 100), ("garbage", 3, 3),
+    ("bytes 0-9/x/100", 10, 100),      # the total is what follows the last slash
+    ("bytes 0-9/7/x", 10, 10)])
 def test_total_size_from_the_content_range(content_range, received, total):
     response = {} if content_range is None else {"ContentRange": content_range}
     assert _total_size(response, received) == total
@@ -148,7 +158,8 @@ def test_a_put_at_its_limit_is_stored_and_the_tallies_count_object_bytes(seaweed
     info = reader.head(bucket, "edge/at-limit.bin")
     assert (info.key, info.size, info.etag) == ("edge/at-limit.bin", len(data), etag)
     assert reader.list(bucket, "edge/nothing-here/") == []
-    assert reader.get(bucket, "edge/at-limit.bin", max_bytes=len(data)) == data
+    got = reader.get(bucket, "edge/at-limit.bin", max_bytes=len(data))
+    assert got == data and type(got) is bytes   # one part: the body itself, no second buffer
     assert reader.get_range(bucket, "edge/at-limit.bin", 10, 20) == data[10:30]
     assert reader.get_range(bucket, "edge/at-limit.bin", 4090, 100) == data[4090:]   # short at the end
     assert reader.get_range(bucket, "edge/at-limit.bin", 0, 0) == b""
@@ -167,6 +178,12 @@ def test_multipart_begins_exactly_at_the_threshold(seaweed):
     assert bytes(got) == at and reader.bytes_received == len(at)
     # One part exactly: the first ranged GET has it all.
     assert reader.get(bucket, "edge/below.bin", max_bytes=len(below)) == below
+    # Three parts: every byte is read once, none twice.
+    three = os.urandom(11 * MiB)
+    writer.put(bucket, "edge/three.bin", three)
+    before = reader.bytes_received
+    assert bytes(reader.get(bucket, "edge/three.bin", max_bytes=len(three))) == three
+    assert reader.bytes_received - before == len(three)
 
 
 class _Wrapped:
@@ -355,3 +372,26 @@ def test_ensure_bucket_accepts_only_an_existing_bucket(code, fails):
     else:
         client.ensure_bucket("tessera-x")
     assert client.s3.calls == 1
+
+
+class _IgnoresRange:
+    """A stand-in S3 client that answers a ranged GET with the whole object and no Content-Range, as
+    a server ignoring the Range header may (unit test of StorageClient.get)."""
+
+    def __init__(self, data):
+        self.data = data
+
+    def get_object(self, Bucket, Key, Range):
+        import io
+        return {"Body": io.BytesIO(self.data), "ETag": '"e"'}
+
+
+def test_a_server_that_ignores_the_range_header_still_gives_the_whole_object():
+    client = StorageClient(S3Config("http://127.0.0.1:9", "AKIAEXAMPLE0000", "secret-secret"),
+                           TransferPolicy(multipart_threshold=6 * MiB, part_size=5 * MiB, concurrency=1))
+    data = os.urandom(7 * MiB)
+    client.s3 = _IgnoresRange(data)
+    assert client.get("b", "k", max_bytes=len(data)) == data
+    with pytest.raises(StorageError) as err:
+        client.get("b", "k", max_bytes=len(data) - 1)
+    assert err.value.reason == "too_large"
