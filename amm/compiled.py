@@ -34,7 +34,7 @@ def run_compiled(plan: Plan, progress: Callable[[int], None] | None = None, chun
     _check_fits_int64(plan)
     p = plan.params
     n = plan.n_subnets
-    state = np.zeros((n, k.ROWS), dtype=np.int64)   # the kernel's layout: one row per subnet
+    state = np.zeros((n, k.FIELDS), dtype=np.int64)   # the kernel's layout: one row per subnet
     money = state.T                                   # field-major view: money[k.TAU] is every subnet's
     money[k.TAU], money[k.ALPHA] = plan.tao, plan.alpha
     money[k.ISSUANCE] = plan.alpha + plan.outstanding + plan.trader_alpha

@@ -42,7 +42,7 @@ SPLIT = 19             # 19..21: its owner / miner / validator split
 LOWER, UPPER = 22, 23
 NEXT_EPOCH, PERIOD = 24, 25
 AGE, ENABLED = 26, 27
-ROWS = 28
+FIELDS = 28
 
 # Rows of the float64 per-subnet state `reals` [2, n].
 EMA, FLOW_EMA = 0, 1
