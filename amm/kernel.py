@@ -27,8 +27,8 @@ import numpy as np
 
 from amm.units import RAO_PER_TAO, TOTAL_SUPPLY_RAO, U16_MAX
 
-# Columns of the int64 per-subnet state `money` [n, ROWS]: one subnet's fields side by side, so a
-# block's pass over the subnets reads memory in order (at 1024 subnets, twice as fast as [ROWS, n]).
+# Columns of the int64 per-subnet state `money` [n, FIELDS]: one subnet's fields side by side, so a
+# block's pass over the subnets reads memory in order (at 1024 subnets, twice as fast as [FIELDS, n]).
 TAU, ALPHA, ISSUANCE = 0, 1, 2
 ACCRUED = 3            # 3..5: owner, miner, validator alpha accrued
 PAID = 6               # 6..8: ... of which paid out at epochs
