@@ -71,7 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
     sweep = sub.add_parser("sweep", help="run a scenario over a grid of settings x seeds, in parallel",
                            description="Run SCENARIO for every combination of the --set values and every "
                                        "seed, over the machine's cores, and print per setting the median and "
-                                       "10-90%% range over seeds of each subnet's final price, emission "
+                                       "10-90% range over seeds of each subnet's final price, emission "
                                        "share and payouts. Example: amm sweep year-128 --set "
                                        "root.tao_weight=0.1,0.18,0.3 --set model=flow,current --seeds 8")
     sweep.add_argument("scenario", help="scenario YAML file, or the name of a shipped one")
