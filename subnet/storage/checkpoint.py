@@ -35,7 +35,9 @@ from subnet.wire.names import checkpoint_manifest_key, checkpoint_prefix
 from subnet.wire.signing import WIRE_VERSION, WireError, sign_json, verify_json
 
 MAX_CHECKPOINT_FILE_BYTES = 64 << 30
+# A checkpoint holds JSON and safetensors only: no name that a loader might unpickle (.bin, .pt, ...).
 _FILE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}")
+_FILE_TYPES = (".json", ".safetensors")
 
 
 @dataclass(frozen=True)
@@ -103,7 +105,8 @@ def _parse_manifest(document: dict, window: int) -> CheckpointInfo:
     if not isinstance(files, dict) or not files or len(files) > 64:
         raise WireError("bad_metadata", "manifest must list 1..64 files")
     for name, entry in files.items():
-        if (not _FILE_NAME.fullmatch(name) or name == "manifest.json" or not isinstance(entry, dict)
+        if (not _FILE_NAME.fullmatch(name) or not name.endswith(_FILE_TYPES) or name == "manifest.json"
+                or not isinstance(entry, dict)
                 or set(entry) != {"sha256", "size"} or not isinstance(entry["sha256"], str)
                 or not is_hex64(entry["sha256"]) or type(entry["size"]) is not int
                 or not 0 <= entry["size"] <= MAX_CHECKPOINT_FILE_BYTES):

@@ -232,3 +232,72 @@ def test_a_file_of_another_size_is_refused_before_its_bytes(seaweed, tiny_preset
     with pytest.raises(WireError, match="checkpoint file tokenizer.json does not match the manifest"):
         fetch_checkpoint(reader, bucket, tmp_path, hotkey=LEAD.address)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_same_size_file_with_other_bytes_is_refused(seaweed, tiny_preset, tokenizer_json, tmp_path):
+    """The hash decides, not only the size: weights flipped in place (same length) are refused."""
+    writer, reader = seaweed.writer("miner-1"), seaweed.reader()
+    bucket = seaweed.bucket("miner-1")
+    publish_checkpoint(writer, bucket, 33, build_model(tiny_preset.model, seed=8), tokenizer_json, LEAD)
+    weights = bytearray(reader.get(bucket, "checkpoints/33/model.safetensors", 1 << 30))
+    weights[-1] ^= 0x01
+    writer.put(bucket, "checkpoints/33/model.safetensors", bytes(weights))
+    with pytest.raises(WireError) as err:
+        fetch_checkpoint(reader, bucket, tmp_path, hotkey=LEAD.address)
+    assert err.value.reason == "part_mismatch" and "model.safetensors" in str(err.value)
+    assert sorted(p.name for p in tmp_path.iterdir()) == []   # the staging directory went too
+
+
+def test_fetch_makes_missing_parents_and_stages_beside_the_result(seaweed, tiny_preset, tokenizer_json, tmp_path):
+    """The destination's parents are made; files are staged in a hidden directory named for the window
+    inside the destination (the same filesystem, so the final rename is atomic), then renamed."""
+    writer, reader = seaweed.writer("miner-1"), seaweed.reader()
+    bucket = seaweed.bucket("miner-1")
+    publish_checkpoint(writer, bucket, 34, build_model(tiny_preset.model, seed=9), tokenizer_json, LEAD)
+    dest = tmp_path / "not" / "yet"
+    seen = []
+
+    class Watching(type(reader)):
+        def get(self, bucket_name, key, max_bytes):
+            if key.startswith("checkpoints/34/") and not key.endswith("manifest.json"):
+                seen.append(sorted(p.name for p in dest.iterdir()))
+            return super().get(bucket_name, key, max_bytes)
+
+    watching = Watching(reader.config)
+    info, directory = fetch_checkpoint(watching, bucket, dest, hotkey=LEAD.address)
+    assert directory == dest / "34" and (directory / "config.json").is_file()
+    assert seen and all(len(names) == 1 and names[0].startswith(".34.") for names in seen)
+    assert sorted(p.name for p in dest.iterdir()) == ["34"]
+
+
+def test_a_manifest_over_one_mib_is_not_read(seaweed, tmp_path):
+    from subnet.storage.client import StorageError
+
+    writer, reader = seaweed.writer("miner-1"), seaweed.reader()
+    bucket = seaweed.bucket("miner-1")
+    writer.put(bucket, "checkpoints/35/manifest.json", b" " * ((1 << 20) + 1))
+    with pytest.raises(StorageError) as err:
+        fetch_checkpoint(reader, bucket, tmp_path, hotkey=LEAD.address, window=35)
+    assert err.value.reason == "too_large"
+    writer.put(bucket, "checkpoints/35/manifest.json", b" " * (1 << 20))   # at the limit: read, then refused
+    with pytest.raises(WireError):
+        fetch_checkpoint(reader, bucket, tmp_path, hotkey=LEAD.address, window=35)
+
+
+def test_publish_defaults_to_version_zero_and_stores_json_as_json(seaweed, tiny_preset, tokenizer_json):
+    writer = seaweed.writer("miner-1")
+    bucket = seaweed.bucket("miner-1")
+    info = publish_checkpoint(writer, bucket, 36, build_model(tiny_preset.model, seed=10), tokenizer_json, LEAD)
+    assert info.version == 0
+    for key in ("checkpoints/36/manifest.json", LATEST_KEY):
+        assert writer.s3.head_object(Bucket=bucket, Key=key)["ContentType"] == "application/json"
+
+
+def test_loading_reads_safetensors_only_never_a_pickle(tiny_preset, tmp_path):
+    """A directory with loadable weights only as pytorch_model.bin (what torch.save writes, a pickle) is
+    refused: the loader is told to use safetensors, whatever else lies there."""
+    model = build_model(tiny_preset.model, seed=11)
+    model.config.save_pretrained(tmp_path)
+    torch.save(model.state_dict(), tmp_path / "pytorch_model.bin")
+    with pytest.raises(OSError):
+        load_checkpoint_model(tmp_path)

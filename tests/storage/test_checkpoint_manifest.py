@@ -60,14 +60,17 @@ def test_between_one_and_64_files():
         assert error.reason == "bad_metadata" and "manifest must list 1..64 files" in str(error)
 
 
-@pytest.mark.parametrize("name", ["a" * 64, "0.json", "_x", "A-b_c.9"])
+@pytest.mark.parametrize("name", ["a" * 59 + ".json", "0.json", "_x.safetensors", "A-b_c.9.json"])
 def test_file_names_that_are_accepted(name):
     files = {**manifest()["files"], name: {"sha256": HEX, "size": 1}}
     assert name in _parse_manifest(manifest(files=files), 7).files
 
 
-@pytest.mark.parametrize("name", ["a" * 65, "", ".hidden", "-dash", "a/b", "a\\b", "..", "a b", "é.json",
-                                  "manifest.json", "x\n"])
+@pytest.mark.parametrize("name", ["a" * 60 + ".json", "", ".hidden.json", "-dash.json", "a/b.json", "a\\b.json",
+                                  "...json", "a b.json", "é.json", "manifest.json", "x.json\n",
+                                  # no format a loader might unpickle, and nothing without a known type
+                                  "pytorch_model.bin", "model.pt", "model.pth", "x.pkl", "x.ckpt", "a" * 64,
+                                  "x.json.bin", "x.safetensors.pt"])
 def test_file_names_that_are_refused(name):
     files = {**manifest()["files"], name: {"sha256": HEX, "size": 1}}
     error = refused(manifest(files=files))
@@ -103,7 +106,7 @@ def test_config_and_weights_are_required(drop):
     document = manifest()
     files = copy.deepcopy(document["files"])
     del files[drop]
-    files["other.bin"] = {"sha256": HEX, "size": 1}
+    files["other.json"] = {"sha256": HEX, "size": 1}
     error = refused(manifest(files=files))
     assert error.reason == "bad_metadata" and "manifest lacks config.json or safetensors weights" in str(error)
 
