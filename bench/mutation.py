@@ -134,6 +134,8 @@ EQUIVALENT: dict[str, str] = {
     _CLIENT + "_put_multipart__mutmut_28": ("S3 part numbers need only ascend (1..10,000): numbered from 2 the "
                                             "same object is stored (10,000 parts would be 160 GB)"),
     _CLIENT + "_put_multipart__mutmut_54": _PARALLELISM,
+    _CLIENT + "get__mutmut_86": _PARALLELISM,
+    _CLIENT + "__init____mutmut_7": "with_retries makes its own random.Random when given None",
     _CLIENT + "delete__mutmut_28": "Quiet only drops the list of deleted keys from the reply; errors come either way",
     **{f"subnet.storage.checkpoint.x_checkpoint_files__mutmut_{n}": (
         "transformers 5 always writes safetensors (safe_serialization is gone and ignored); any other output "

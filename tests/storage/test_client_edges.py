@@ -395,3 +395,24 @@ def test_a_server_that_ignores_the_range_header_still_gives_the_whole_object():
     with pytest.raises(StorageError) as err:
         client.get("b", "k", max_bytes=len(data) - 1)
     assert err.value.reason == "too_large"
+
+
+@pytest.mark.parametrize("concurrency, pool", [(2, 10), (8, 16)])
+def test_the_boto_client_is_configured_as_the_config_says(concurrency, pool):
+    """One retry policy (ours: botocore's own off), the config's region, addressing, timeouts, a
+    connection pool for the parallel parts, checksums only where S3 requires them."""
+    config = S3Config("http://127.0.0.1:9", "AKIAEXAMPLE0000", "secret-secret", region="eu-west-3",
+                      addressing_style="virtual", connect_timeout=3.5, read_timeout=7.5)
+    client = StorageClient(config, TransferPolicy(concurrency=concurrency))
+    meta = client.s3.meta.config
+    assert client.config is config and client.s3.meta.region_name == "eu-west-3"
+    assert meta.s3 == {"addressing_style": "virtual"} and meta.retries["total_max_attempts"] == 1
+    assert (meta.connect_timeout, meta.read_timeout, meta.max_pool_connections) == (3.5, 7.5, pool)
+    assert meta.request_checksum_calculation == meta.response_checksum_validation == "when_required"
+
+
+def test_a_put_without_a_content_type_is_stored_as_octet_stream(seaweed):
+    writer = seaweed.writer("miner-0")
+    bucket = seaweed.bucket("miner-0")
+    writer.put(bucket, "edge/plain.bin", b"\x00\x01")
+    assert writer.s3.head_object(Bucket=bucket, Key="edge/plain.bin")["ContentType"] == "application/octet-stream"
