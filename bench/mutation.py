@@ -128,14 +128,17 @@ EQUIVALENT: dict[str, str] = {
        for n in (4, 6, 17)},
     "subnet.storage.client.x__total_size__mutmut_7": "'' and 'XXXX' both hold no '/': the received size is used",
     **{_CLIENT + f"head__mutmut_{n}": "every S3 HEAD reply carries an ETag: the default is never read"
-       for n in (26, 30)},
+       for n in (24, 26, 30)},
     **{_CLIENT + f"list__mutmut_{n}": ("every S3 listing entry carries an ETag (SeaweedFS, AWS, MinIO, R2): the "
                                        "default is never read") for n in (46, 48, 52)},
     _CLIENT + "_put_multipart__mutmut_28": ("S3 part numbers need only ascend (1..10,000): numbered from 2 the "
                                             "same object is stored (10,000 parts would be 160 GB)"),
     _CLIENT + "_put_multipart__mutmut_54": _PARALLELISM,
     _CLIENT + "get__mutmut_86": _PARALLELISM,
-    _CLIENT + "__init____mutmut_7": "with_retries makes its own random.Random when given None",
+    **{name: "with_retries makes its own random.Random when given None"
+       for name in (_CLIENT + "__init____mutmut_7", _CLIENT + "_retry__mutmut_4", _CLIENT + "_retry__mutmut_8")},
+    **{_CLIENT + f"__init____mutmut_{n}": "botocore reads the checksum settings case-insensitively"
+       for n in (55, 57)},
     _CLIENT + "delete__mutmut_28": "Quiet only drops the list of deleted keys from the reply; errors come either way",
     **{f"subnet.storage.checkpoint.x_checkpoint_files__mutmut_{n}": (
         "transformers 5 always writes safetensors (safe_serialization is gone and ignored); any other output "
