@@ -143,6 +143,8 @@ EQUIVALENT: dict[str, str] = {
     **{f"subnet.storage.checkpoint.x_checkpoint_files__mutmut_{n}": (
         "transformers 5 always writes safetensors (safe_serialization is gone and ignored); any other output "
         "is refused on the next lines") for n in (2, 4, 5)},
+    "subnet.storage.checkpoint.x_checkpoint_files__mutmut_14": ("unreachable: transformers 5 always writes "
+                                                                "safetensors, so this refusal never raises"),
     **{f"subnet.storage.checkpoint.x_fetch_checkpoint__mutmut_{n}": (
         "the clean-up of a staging directory this call made and still holds: ignore_errors only keeps a "
         "failed clean-up from hiding the first error") for n in (104, 106, 107)},

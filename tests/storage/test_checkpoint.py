@@ -285,12 +285,26 @@ def test_a_manifest_over_one_mib_is_not_read(seaweed, tmp_path):
 
 
 def test_publish_defaults_to_version_zero_and_stores_json_as_json(seaweed, tiny_preset, tokenizer_json):
+    """The type is sent, not left to the server to guess from the name (SeaweedFS would; AWS would not)."""
     writer = seaweed.writer("miner-1")
     bucket = seaweed.bucket("miner-1")
+    sent = {}
+    s3 = writer.s3
+
+    class Recording:
+        def __getattr__(self, name):
+            return getattr(s3, name)
+
+        def put_object(self, **kwargs):
+            sent[kwargs["Key"]] = kwargs.get("ContentType")
+            return s3.put_object(**kwargs)
+
+    writer.s3 = Recording()
     info = publish_checkpoint(writer, bucket, 36, build_model(tiny_preset.model, seed=10), tokenizer_json, LEAD)
     assert info.version == 0
     for key in ("checkpoints/36/manifest.json", LATEST_KEY):
-        assert writer.s3.head_object(Bucket=bucket, Key=key)["ContentType"] == "application/json"
+        assert sent[key] == "application/json"
+        assert s3.head_object(Bucket=bucket, Key=key)["ContentType"] == "application/json"
 
 
 def test_loading_reads_safetensors_only_never_a_pickle(tiny_preset, tmp_path):
