@@ -364,9 +364,13 @@ def test_the_largest_rice_parameter_passes_the_length_checks():
     assert packet.tensors["matrix"].streams.rice_param == MAX_RICE_PARAM
 
 
-def test_a_wider_input_dtype_encodes_as_its_float32_values():
-    codec = CompressionConfig(tile=8, topk=5, value_bits=2)
-    x = torch.randn(32, 24, dtype=torch.float64)
+@pytest.mark.parametrize("dtype, use_dct", [(torch.float64, False), (torch.float64, True), (torch.bfloat16, True),
+                                            (torch.float16, True)])
+def test_any_input_dtype_encodes_as_its_float32_values(dtype, use_dct):
+    """The codec works in float32 whatever the parameters' dtype (a bf16 model on a GPU): the packet is
+    the float32 tensor's, bit for bit."""
+    codec = CompressionConfig(tile=8, topk=5, value_bits=2, use_dct=use_dct)
+    x = torch.randn(32, 24, generator=torch.Generator().manual_seed(5)).to(dtype)
     wide, _ = encode_tensors({"w": x}, codec)
     narrow, _ = encode_tensors({"w": x.float()}, codec)
     from safetensors.numpy import load as st_load

@@ -11,7 +11,6 @@ every aggregate.
 from __future__ import annotations
 
 import json
-import struct
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -20,6 +19,7 @@ from safetensors.numpy import save as st_save
 from subnet.compression.spec import AGGREGATE_MAX_HEADER_BYTES, MAX_AGGREGATE_PARTS, CodecSpec
 from subnet.hashing import is_hex64, sha256_hex
 from subnet.keys import Keypair, is_valid_address
+from subnet.safetensors_header import read_header
 from subnet.wire.gradient import (
     Gradient,
     GradientExpectation,
@@ -90,8 +90,7 @@ def encode_aggregate(window: int, gradient_objects: list[bytes], keypair: Keypai
         raise ValueError(f"an aggregate holds at most {MAX_AGGREGATE_PARTS} parts (part000..part999)")
     parts, arrays, uids = [], {}, set()
     for i, obj in enumerate(gradient_objects):
-        (header_len,) = struct.unpack("<Q", obj[:8])
-        meta = json.loads(obj[8:8 + header_len])["__metadata__"]
+        meta = read_header(obj, len(obj), len(obj)).metadata   # the writer's own verified objects
         if int(meta["uid"]) in uids:
             raise ValueError(f"uid {meta['uid']} is listed twice; readers refuse such an aggregate")
         uids.add(int(meta["uid"]))
@@ -170,8 +169,7 @@ def decode_aggregate(data: bytes, spec: CodecSpec, expect: AggregateExpectation)
 
 def aggregate_manifest(aggregate_bytes: bytes, keypair: Keypair) -> bytes:
     """Signed JSON manifest of an aggregate object (read from its own, trusted, header)."""
-    (header_len,) = struct.unpack("<Q", aggregate_bytes[:8])
-    meta = json.loads(aggregate_bytes[8:8 + header_len])["__metadata__"]
+    meta = read_header(aggregate_bytes, len(aggregate_bytes), len(aggregate_bytes)).metadata
     window = int(meta["window"])
     document = {"wire_format": WIRE_VERSION, "kind": "aggregate_manifest", "window": window,
                 "aggregate_key": aggregate_key(window), "aggregate_sha256": sha256_hex(aggregate_bytes),
