@@ -117,6 +117,7 @@ EQUIVALENT: dict[str, str] = {
     "subnet.chain.calls.x_burned_register__mutmut_85": ("the epoch stores bonds as u16 integers and the store reads "
                                                         "them back as float64: the same values either way"),
     **{f"subnet.compression.codec.x_packet_to_bytes__mutmut_{n}": _INT64 for n in (27, 29)},
+    **{f"subnet.wire.aggregate.x_encode_aggregate__mutmut_{n}": _PARTS_JSON for n in (70, 71, 73, 74, 75)},
     **{f"subnet.wire.aggregate.x__parse_parts__mutmut_{n}": _PARTS_BOUNDED for n in (1, 2, 3, 4, 5)},
     "subnet.wire.aggregate.x__parse_parts__mutmut_17": _UTF8,
     **{f"subnet.wire.aggregate.x_decode_aggregate__mutmut_{n}": _MISSING_HASH for n in (48, 50, 51)},
