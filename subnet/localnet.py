@@ -20,6 +20,7 @@ from pathlib import Path
 import yaml
 
 from subnet.chain.cli import read_port_file
+from subnet.metrics import METRICS_PORT_FILE
 from subnet.wallet import create_wallet
 
 
@@ -86,6 +87,22 @@ class LocalNetwork:
                 continue
         return rows
 
+    def metrics_port(self, name: str) -> int | None:
+        """The port process `name` serves its metrics on: the one it bound and reported (a neuron in its
+        state dir, the chain in its port file), else the one the file names; None if not known yet."""
+        if name == "chain":
+            path = self.root / "chain.port"
+            if path.is_file():
+                return read_port_file(path)[1]
+        reported = self.state_dir(name) / METRICS_PORT_FILE
+        if reported.is_file():
+            try:
+                return int(reported.read_text())
+            except ValueError:
+                return None
+        port = self.metrics_ports.get(name)
+        return port or None
+
     def log_path(self, name: str) -> Path:
         return self.root / "logs" / f"{name}.log"
 
@@ -101,18 +118,18 @@ class LocalNetwork:
                 create_wallet(wallet, self.wallet_dir)
         for n in self.neurons:
             balances[n.name] = 1000 if n.role == "validator" else 100
-        for name in ["chain", *(n.name for n in self.neurons)]:
-            self.metrics_ports.setdefault(name, free_port())
         entries = []
         for n in self.neurons:
-            entry = {"name": n.name, "role": n.role, "wallet": n.name, "metrics_port": self.metrics_ports[n.name]}
+            # 0: the neuron binds a port the OS hands out and writes it to its state dir (metrics_port)
+            entry = {"name": n.name, "role": n.role, "wallet": n.name, "metrics_port": self.metrics_ports.get(n.name, 0)}
             if n.stake is not None:
                 entry["stake"] = n.stake
             if n.behaviour is not None:
                 entry["behaviour"] = n.behaviour
             entries.append(entry)
         document = {
-            "chain": {"block_time": self.block_time, "metrics_port": self.metrics_ports["chain"], "balances": balances,
+            "chain": {"block_time": self.block_time, "metrics_port": self.metrics_ports.get("chain", 0),
+                      "balances": balances,
                       "subnets": [{
                 "netuid": 1, "owner": "owner", "pool_tao": 100, "pool_alpha": 100, "tempo": self.tempo,
                 "burn": 1, "max_uids": 64, "max_validators": 16,
@@ -184,7 +201,9 @@ class LocalNetwork:
         port_file.unlink(missing_ok=True)
         self._spawn_chain()
         self._wait_file(port_file, "chain")
-        self.chain_port, _ = read_port_file(port_file)
+        self.chain_port, chain_metrics = read_port_file(port_file)
+        if chain_metrics is not None:
+            self.metrics_ports["chain"] = chain_metrics
         self._wait_http(self.chain_url + "/head", "chain")
         self._wait_http(f"http://127.0.0.1:{self.storage_port}/", "storage")
         deadline = time.monotonic() + 60
@@ -196,6 +215,7 @@ class LocalNetwork:
     def start_neuron(self, name: str, extra: list[str] | None = None) -> subprocess.Popen:
         spec = next(n for n in self.neurons if n.name == name)
         self.extra_args[name] = list(extra or [])
+        (self.state_dir(name) / METRICS_PORT_FILE).unlink(missing_ok=True)   # a port of an earlier run
         argv = [f"{spec.role}.cli", "run", "--neurons", str(self.neurons_file), "--name", name,
                 "--chain", self.chain_url, "--preset", self.preset, "--state-dir", str(self.state_dir(name)),
                 "--threads", str(self.threads), *(["--data", str(self.data)] if self.data else []), *(extra or [])]

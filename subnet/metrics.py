@@ -14,6 +14,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, star
 # Where a window's wall time goes (miner/loop.py MinerWindow): counters in seconds, by phase.
 MINER_PHASES = ("train", "compress", "upload", "wait_aggregate", "idle")
 VALIDATOR_PHASES = ("fetch", "aggregate", "wait", "evaluate")
+METRICS_PORT_FILE = "metrics.port"   # in a neuron's state dir: the port it bound (for metrics_port 0)
 CALL_SECONDS_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 
 

@@ -13,7 +13,8 @@ Sections, each optional:
               behaviour  how an adversary misbehaves (optional): a kind (`lazy`), or a mapping
                          with `kind` and parameters of plain values (`{kind: noisy, scale: 3.0}`);
                          what a kind means is up to the neuron that runs it (miner/behaviour_kinds.py)
-              metrics_port  where the process serves Prometheus metrics (optional; docs/metrics.md)
+              metrics_port  where the process serves Prometheus metrics (optional; 0: a port the OS
+                            picks, written to STATE_DIR/metrics.port; docs/metrics.md)
 An unknown key, a wrong type or a duplicate name is a NeuronsError naming the file and the key.
 """
 from __future__ import annotations
@@ -105,9 +106,11 @@ def _string(value: object, where: str, pattern: re.Pattern, rule: str) -> str:
     return value
 
 
-def parse_port(value: object, where: str) -> int:
-    if type(value) is not int or not 1 <= value <= 65535:
-        raise NeuronsError(f"{where}: must be an int in [1, 65535], got {value!r}")
+def parse_port(value: object, where: str, any_port: bool = False) -> int:
+    """A TCP port; with ``any_port``, 0 too (the OS picks one and the process reports it)."""
+    low = 0 if any_port else 1
+    if type(value) is not int or not low <= value <= 65535:
+        raise NeuronsError(f"{where}: must be an int in [{low}, 65535], got {value!r}")
     return value
 
 
@@ -170,7 +173,8 @@ def parse_neuron(data: object, where: str) -> Neuron:
         except GenesisError as exc:
             raise NeuronsError(str(exc)) from None
     behaviour = parse_behaviour(entry["behaviour"], f"{where}.behaviour") if "behaviour" in entry else None
-    metrics_port = parse_port(entry["metrics_port"], f"{where}.metrics_port") if "metrics_port" in entry else None
+    metrics_port = (parse_port(entry["metrics_port"], f"{where}.metrics_port", any_port=True)
+                    if "metrics_port" in entry else None)
     return Neuron(name=name, role=role, wallet=wallet, stake=stake, behaviour=behaviour, metrics_port=metrics_port)
 
 

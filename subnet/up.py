@@ -107,24 +107,26 @@ def prepare_run(settings: UpSettings) -> LocalNetwork:
     storage["dir"] = str(root / "storage")
     storage["port"] = settings.storage_port or free_port()
     document["storage"] = storage
-    # Every process serves Prometheus metrics: on the file's port where it names one, else a free one.
+    # Every process serves Prometheus metrics: on the file's port where it names one, else on one the
+    # OS hands it (0), which it reports back (the chain in its port file, a neuron in its state dir).
     chain = document.get("chain")
     if chain is None:
         chain = document["chain"] = {}
     if isinstance(chain, dict):
-        chain.setdefault("metrics_port", free_port())
+        chain.setdefault("metrics_port", 0)
     for entry in document.get("neurons") or []:
         if isinstance(entry, dict) and entry.get("role") in ("miner", "validator"):
-            entry.setdefault("metrics_port", free_port())
+            entry.setdefault("metrics_port", 0)
     target = root / "neurons.yaml"
     atomic_write(target, yaml.safe_dump(document, sort_keys=False).encode())
     network = load_network(target, wallet_dir=wallets)   # the chain section too, now the wallets exist
     specs = [NeuronSpec(n.name, n.role, behaviour={"kind": n.behaviour.kind, **n.behaviour.params} if n.behaviour else None)
              for n in network.neurons if n.role in ("miner", "validator")]
-    ports = {n.name: n.metrics_port for n in network.neurons if n.metrics_port is not None}
+    ports = {n.name: n.metrics_port for n in network.neurons if n.metrics_port}
     if isinstance(chain, dict) and chain.get("metrics_port"):
         ports["chain"] = chain["metrics_port"]
-    ports["supervisor"] = settings.metrics_port or free_port()   # served by `subnet up` itself
+    if settings.metrics_port:
+        ports["supervisor"] = settings.metrics_port    # served by `subnet up` itself (else a port from the OS)
     if not any(s.role == "validator" for s in specs) or not any(s.role == "miner" for s in specs):
         raise NeuronsError(f"{source}: neurons: a network needs at least one validator and one miner")
     return LocalNetwork(root=root, neurons=specs, block_time=network.block_time or 1.0, preset=settings.preset,
@@ -381,11 +383,19 @@ def summary_table(summary: dict) -> object:
 RUN_INFO = "run.json"
 
 
+def metrics_urls(net: LocalNetwork) -> dict[str, str]:
+    """Each process's metrics URL, as far as it has reported its port."""
+    names = ["supervisor", "chain", *(s.name for s in net.neurons)]
+    ports = {name: net.metrics_ports.get("supervisor") if name == "supervisor" else net.metrics_port(name)
+             for name in names}
+    return {name: f"http://127.0.0.1:{port}/metrics" for name, port in ports.items() if port}
+
+
 def write_run_info(net: LocalNetwork) -> None:
     """What `subnet status` needs to find this network again."""
     info = {"chain_url": net.chain_url, "storage_port": net.storage_port, "preset": net.preset,
             "neurons": [{"name": s.name, "role": s.role} for s in net.neurons],
-            "metrics": {name: f"http://127.0.0.1:{port}/metrics" for name, port in net.metrics_ports.items()}}
+            "metrics": metrics_urls(net)}
     atomic_write(net.root / RUN_INFO, (json.dumps(info, indent=2) + "\n").encode())
 
 
@@ -455,10 +465,12 @@ def run_up(settings: UpSettings, out=None) -> dict | None:
     obs = None
     server = None
     try:
-        server = serve(metrics.registry, net.metrics_ports["supervisor"])
+        server = serve(metrics.registry, net.metrics_ports.get("supervisor", 0))
+        net.metrics_ports["supervisor"] = server.server_port
         console.print("starting storage and chain")
         net.start_infrastructure()
         write_run_info(net)
+        reported = metrics_urls(net)
         for spec in net.neurons:
             if spec.role == "validator":
                 net.start_neuron(spec.name)
@@ -472,6 +484,10 @@ def run_up(settings: UpSettings, out=None) -> dict | None:
             while True:
                 for event in supervisor.poll():
                     live.console.print(event)
+                urls = metrics_urls(net)
+                if urls != reported:   # a neuron reported its port (at start, or after a restart)
+                    write_run_info(net)
+                    reported = urls
                 obs = watch.observe()
                 obs.supervision = {name: supervisor.state(name) for name in net.procs}
                 if settings.dashboard:

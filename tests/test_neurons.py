@@ -86,6 +86,8 @@ def test_empty_sections_mean_defaults(tmp_path):
     ("neurons:\n  - {name: a, role: miner, stake: -1}\n", r"neurons\[0\]\.stake"),
     ("neurons:\n  - {name: a, role: miner, metrics_port: 70000}\n", r"neurons\[0\]\.metrics_port: must be an int"),
     ("neurons:\n  - {name: a, role: miner, metrics_port: '9100'}\n", r"neurons\[0\]\.metrics_port: must be an int"),
+    ("neurons:\n  - {name: a, role: miner, metrics_port: -1}\n", r"neurons\[0\]\.metrics_port: must be an int in \[0,"),
+    ("storage: {port: 0}\n", r"storage\.port: must be an int in \[1,"),   # SeaweedFS needs a real port
     ("neurons:\n  - {name: a, role: miner, stake: lots}\n", r"neurons\[0\]\.stake"),
     ("neurons:\n  - {name: a, role: miner, stake: 0.0000000001}\n", r"neurons\[0\]\.stake"),
     ("neurons:\n  - {name: a, role: miner, behaviour: Copy Cat}\n", r"neurons\[0\]\.behaviour: must be a kind"),
@@ -163,3 +165,12 @@ def test_settings_file_refusals(tmp_path, change, message):
     with pytest.raises(StorageConfigError, match=message) as err:
         load_neuron_storage(path)
     assert str(err.value).startswith(str(path))
+
+
+def test_metrics_port_zero_lets_the_os_choose(tmp_path):
+    from subnet.neurons import load_network
+
+    path = tmp_path / "neurons.yaml"
+    path.write_text("neurons:\n  - {name: a, role: miner, metrics_port: 0}\n  - {name: b, role: miner}\n")
+    neurons = {n.name: n.metrics_port for n in load_network(path, with_chain=False).neurons}
+    assert neurons == {"a": 0, "b": None}

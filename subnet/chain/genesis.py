@@ -183,6 +183,6 @@ def chain_metrics_port(path: Path) -> int | None:
     doc = load_yaml(path, error=GenesisError, what="genesis file")
     section = (doc or {}).get("chain") if isinstance(doc, dict) else None
     port = section.get("metrics_port") if isinstance(section, dict) else None
-    if port is not None and (type(port) is not int or not 1 <= port <= 65535):
-        raise GenesisError(f"{path}: chain.metrics_port: must be an int in [1, 65535], got {port!r}")
+    if port is not None and (type(port) is not int or not 0 <= port <= 65535):   # 0: the OS picks one
+        raise GenesisError(f"{path}: chain.metrics_port: must be an int in [0, 65535], got {port!r}")
     return port

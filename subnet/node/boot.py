@@ -13,7 +13,8 @@ from pathlib import Path
 
 from subnet.chain.client import ChainClient, ChainUnavailable
 from subnet.errors import InputRejected
-from subnet.metrics import serve
+from subnet.files import atomic_write
+from subnet.metrics import METRICS_PORT_FILE, serve
 from subnet.compression.spec import CodecSpec
 from subnet.node.follow import Follower, ModelState, genesis_state, newest_checkpoint_state
 from subnet.node.network import NetworkView
@@ -86,9 +87,13 @@ def write_snapshot(settings: NodeSettings, snapshot: Snapshot) -> None:
 
 
 def serve_metrics(settings: NodeSettings, registry, log: Callable[[str], None]) -> None:
-    """Serve the process's Prometheus metrics when a port is configured (0: one the OS picks)."""
+    """Serve the process's Prometheus metrics when a port is configured (0: one the OS picks), and
+    write the port it got to STATE_DIR/metrics.port, so whoever started it finds it without racing
+    for a port that was free a moment ago."""
     if settings.metrics_port is not None:
         port = serve(registry, settings.metrics_port).server_port
+        settings.state_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write(settings.state_dir / METRICS_PORT_FILE, f"{port}\n".encode())
         log(f"metrics on http://127.0.0.1:{port}/metrics")
 
 

@@ -113,7 +113,7 @@ def scenario(tmp_path_factory, tiny_data_dir):
         # windows; wait (bounded) for the Yuma payouts to reach the first honest miners.
         wait_until(lambda: all(net.metrics(name)[-1]["alpha_stake"] > net.metrics(name)[0]["alpha_stake"]
                                for name in ("m1", "m2")), "payouts to m1 and m2", 120, net)
-        events["prometheus"] = {name: scrape_metrics(net.metrics_ports[name]) for name in ("chain", "m2", "v2")}
+        events["prometheus"] = {name: scrape_metrics(net.metrics_port(name)) for name in ("chain", "m2", "v2")}
         events["m2_rows"], events["v2_rows"] = net.metrics("m2"), net.metrics("v2")
         events["exit_codes"] = net.stop_neurons()   # a clean shutdown is part of the scenario
         yield net, events
