@@ -228,8 +228,8 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--chain-port", type=int, default=0, help="chain port (default: a free one)")
     up.add_argument("--storage-port", type=int, default=0, help="storage port (default: a free one)")
     up.add_argument("--metrics-port", type=int, default=0,
-                    help="Prometheus port of `subnet up` itself: restarts and liveness per process (default: a free "
-                         "one, printed at start and in run.json)")
+                    help="Prometheus port of `subnet up` itself: restarts and liveness per process (default: one the OS "
+                         "hands out, printed at start and in run.json)")
     up.add_argument("--no-dashboard", action="store_true", help="no live dashboard (logs only)")
     up.set_defaults(func=cmd_up)
 
