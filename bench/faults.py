@@ -1,0 +1,223 @@
+"""Fault injection on a real local network: SIGKILL one process at a time and measure the recovery
+(printed, never asserted).
+
+    python bench/faults.py [--faults chain,storage,lead,validator,miner] [--json OUT] [--root DIR]
+                           [--timeout S]
+
+Starts storage, the chain, two validators (the first staked more, so it leads) and three miners through
+`subnet.localnet.LocalNetwork`, supervised as `subnet up` supervises them (`subnet.supervise`: a process
+that dies is started again after its backoff). Once every miner has trained and the model hashes agree,
+each fault in turn: SIGKILL its target at a random moment of a window, then wait for
+
+- recovered: the target runs again and the network trains past the fault;
+- windows_to_agree: windows after the one it was killed in until a window whose every reported model
+  hash (miners and validators) is equal (None: not within --timeout);
+- confirmed_calls_lost: signed calls the chain had confirmed before the kill (each signer's nonce, read
+  from the chain) missing after it (a nonce that went back);
+- conserved: the chain's conservation audit (GET /audit) holds afterwards;
+- ratings_kept: a killed validator reloads its ratings ("N rated miners" with N > 0 in its log);
+  for other targets, the validators' ratings survived (still rated after the fault).
+
+`--json` writes exactly {"faults": [{"name", "target", "recovered", "windows_to_agree",
+"confirmed_calls_lost", "conserved", "ratings_kept"}]} (plus a "seconds" per fault).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import re
+import shutil
+import signal
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from subnet.config import load_preset  # noqa: E402
+from subnet.localnet import LocalNetwork, NeuronSpec  # noqa: E402
+from subnet.protocol import clock  # noqa: E402
+from subnet.supervise import RestartPolicy, Supervisor  # noqa: E402
+
+PROG = "faults.py"
+FAULTS = {   # name -> (target description, how to choose the process)
+    "chain": "the chain",
+    "storage": "the S3 server",
+    "lead": "the lead validator",
+    "validator": "the other validator",
+    "miner": "a miner, at a random moment of its window (often mid-upload)",
+}
+NEURONS = [NeuronSpec("v1", "validator", stake=300.0), NeuronSpec("v2", "validator", stake=100.0),
+           NeuronSpec("m1", "miner"), NeuronSpec("m2", "miner"), NeuronSpec("m3", "miner")]
+RATED = re.compile(r"(\d+) rated miners")
+
+
+class Harness:
+    def __init__(self, net: LocalNetwork, protocol):
+        self.net, self.protocol = net, protocol
+        self.supervisor = Supervisor(procs=net.procs, start=net.restart,
+                                     policy=RestartPolicy(first_delay_s=1.0, stable_after_s=30.0))
+
+    def get(self, path: str, timeout: float = 2.0):
+        try:
+            return json.loads(urllib.request.urlopen(self.net.chain_url + path, timeout=timeout).read())
+        except OSError:
+            return None
+
+    def window(self) -> int | None:
+        head = self.get("/head")
+        return clock.window_of(head["block"], self.protocol) if head else None
+
+    def wait(self, what: str, condition, timeout: float):
+        """Poll `condition` (the supervisor restarting what dies meanwhile) until true or `timeout`."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for event in self.supervisor.poll():
+                print(f"    {event}", flush=True)
+            value = condition()
+            if value:
+                return value
+            time.sleep(0.5)
+        print(f"    timed out after {timeout:.0f} s waiting for {what}", flush=True)
+        return None
+
+    def hashes(self) -> dict[int, set[str]]:
+        """Window -> the model hashes the neurons reported for it."""
+        out: dict[int, set[str]] = {}
+        for spec in self.net.neurons:
+            for row in self.net.metrics(spec.name):
+                if row.get("model_hash"):
+                    out.setdefault(row["window"], set()).add(row["model_hash"])
+        return out
+
+    def agreed_after(self, window: int) -> int | None:
+        """The first window after `window` in which every miner reported, all with one hash."""
+        reported = {spec.name: {row["window"]: row.get("model_hash") for row in self.net.metrics(spec.name)}
+                    for spec in self.net.neurons if spec.role == "miner"}
+        for w in sorted({w for rows in reported.values() for w in rows if w > window}):
+            seen = {rows.get(w) for rows in reported.values()}
+            if None not in seen and len(seen) == 1 and len(self.hashes().get(w, set())) == 1:
+                return w
+        return None
+
+    def nonces(self) -> dict[str, int]:
+        from subnet.wallet import load_wallet
+
+        out = {}
+        for spec in self.net.neurons:
+            wallet = load_wallet(spec.name, self.net.wallet_dir)
+            for key in (wallet.coldkey.address, wallet.hotkey.address):
+                account = self.get(f"/accounts/{key}")
+                if account is not None:
+                    out[key] = account["nonce"]
+        return out
+
+    def starts(self, name: str) -> list[int]:
+        """The rated-miner count a validator logged at each of its starts."""
+        return [int(n) for n in RATED.findall(self.net.log_path(name).read_text(errors="replace"))]
+
+    def lead(self) -> str:
+        rows = self.net.metrics("m1")
+        uid = next((r["aggregate_from"] for r in reversed(rows) if r.get("aggregate_from") is not None), None)
+        metagraph = self.get("/metagraph/1") or {}
+        from subnet.wallet import load_wallet
+        hotkeys = {load_wallet(s.name, self.net.wallet_dir).hotkey.address: s.name for s in self.net.neurons}
+        for u, hotkey in zip(metagraph.get("uids", []), metagraph.get("hotkeys", [])):
+            if u == uid:
+                return hotkeys.get(hotkey, "v1")
+        return "v1"
+
+
+def run_fault(h: Harness, fault: str, timeout: float, rng: random.Random) -> dict:
+    net = h.net
+    target = {"chain": "chain", "storage": "storage", "lead": h.lead(), "validator": None, "miner": "m1"}[fault]
+    if fault == "validator":
+        target = "v2" if h.lead() == "v1" else "v1"
+    started = time.monotonic()
+    window = h.window()
+    # a random moment of the window: the miner is as likely to be training as uploading
+    window_s = h.protocol.blocks_per_window * net.block_time
+    time.sleep(rng.uniform(0, window_s))
+    before, restarts = h.nonces(), h.supervisor.restarts().get(target, 0)
+    validators = [s.name for s in net.neurons if s.role == "validator"]
+    starts_before = {name: len(h.starts(name)) for name in validators}
+    window = h.window() or window
+    print(f"  {fault}: SIGKILL {target} in window {window}", flush=True)
+    os.killpg(net.procs[target].pid, signal.SIGKILL)
+    back = h.wait(f"{target} to be started again",
+                  lambda: h.supervisor.restarts().get(target, 0) > restarts and net.procs[target].poll() is None,
+                  timeout)
+    agreed = h.wait("every miner on one model after the fault", lambda: h.agreed_after(window), timeout) if back \
+        else None
+    after = h.wait("the chain's accounts", lambda: h.nonces() or None, 30) or {}
+    lost = sum(max(0, nonce - after.get(key, nonce)) for key, nonce in before.items())
+    audit = h.get("/audit", timeout=10) or {}
+    if target in validators:
+        h.wait(f"{target}'s start line", lambda: len(h.starts(target)) > starts_before[target], 60)
+    # every validator that started again (the target, or one that died meanwhile) reloaded its ratings
+    kept = all(h.starts(name)[-1] > 0 for name in validators if len(h.starts(name)) > starts_before[name])
+    if target in validators and len(h.starts(target)) == starts_before[target]:
+        kept = False   # it never came back to say
+    result = {"name": fault, "target": FAULTS[fault], "recovered": bool(back and agreed),
+              "windows_to_agree": (agreed - window) if agreed else None, "confirmed_calls_lost": lost,
+              "conserved": bool(audit.get("ok")), "ratings_kept": bool(kept),
+              "seconds": round(time.monotonic() - started, 1)}
+    print(f"    recovered {result['recovered']}, windows to agree {result['windows_to_agree']}, calls lost {lost}, "
+          f"conserved {result['conserved']}, ratings kept {result['ratings_kept']} ({result['seconds']} s)",
+          flush=True)
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0])
+    parser.add_argument("--faults", default=",".join(FAULTS), help=f"comma-separated, from: {', '.join(FAULTS)}")
+    parser.add_argument("--json", type=Path, help="write the results here")
+    parser.add_argument("--root", type=Path, help="run directory (default: a temporary one, removed after)")
+    parser.add_argument("--timeout", type=float, default=240.0, help="seconds to wait for each recovery step")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the kill moments")
+    args = parser.parse_args(argv)
+    faults = [f.strip() for f in args.faults.split(",") if f.strip()]
+    unknown = [f for f in faults if f not in FAULTS]
+    if unknown:
+        parser.error(f"--faults: unknown {', '.join(unknown)} (known: {', '.join(FAULTS)})")
+    preset = load_preset("tiny")
+    from subnet.node.settings import default_dataset
+    data = default_dataset(preset.model.vocab_size, ROOT / "data")
+    root = args.root or Path(tempfile.mkdtemp(prefix="tessera-bench-faults-"))
+    net = LocalNetwork(root, list(NEURONS), block_time=1.0, preset="tiny", data=data)
+    h = Harness(net, preset.protocol)
+    results = []
+    try:
+        print(f"starting the network in {root}", flush=True)
+        net.start_infrastructure()
+        for spec in NEURONS:
+            net.start_neuron(spec.name)
+        ready = h.wait("every miner's first windows on one model",
+                       lambda: all(len(net.metrics(s.name)) >= 2 for s in NEURONS if s.role == "miner")
+                       and h.agreed_after(-1), 600)
+        if not ready:
+            print(f"{PROG}: error: the network did not start (logs in {root / 'logs'})", file=sys.stderr)
+            return 1
+        rng = random.Random(args.seed)
+        for fault in faults:
+            results.append(run_fault(h, fault, args.timeout, rng))
+    finally:
+        net.stop_all()
+        if args.root is None:
+            shutil.rmtree(root, ignore_errors=True)
+    print(f"{'fault':<10} {'recovered':>9} {'windows':>8} {'lost':>5} {'conserved':>9} {'ratings':>8}")
+    for r in results:
+        print(f"{r['name']:<10} {str(r['recovered']):>9} {str(r['windows_to_agree']):>8} {r['confirmed_calls_lost']:>5} "
+              f"{str(r['conserved']):>9} {str(r['ratings_kept']):>8}")
+    if args.json:
+        args.json.write_text(json.dumps({"faults": results}, indent=1) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
