@@ -1,13 +1,14 @@
 """Fault injection on a real local network: SIGKILL one process at a time and measure the recovery
 (printed, never asserted).
 
-    python bench/faults.py [--faults chain,storage,lead,validator,miner] [--json OUT] [--root DIR]
+    python bench/faults.py [--faults chain,storage,lead,validator,miner,chain+lead,...] [--json OUT] [--root DIR]
                            [--timeout S]
 
 Starts storage, the chain, two validators (the first staked more, so it leads) and three miners through
 `subnet.localnet.LocalNetwork`, supervised as `subnet up` supervises them (`subnet.supervise`: a process
 that dies is started again after its backoff). Once every miner has trained and the model hashes agree,
-each fault in turn: SIGKILL its target at a random moment of a window, then wait for
+each fault in turn: SIGKILL its target (or, for A+B, both targets at once) at a random moment of a
+window, then wait for
 
 - recovered: the target runs again and the network trains past the fault;
 - windows_to_agree: windows after the one it was killed in until a window whose every reported model
@@ -52,6 +53,7 @@ FAULTS = {   # name -> (target description, how to choose the process)
     "validator": "the other validator",
     "miner": "a miner, at a random moment of its window (often mid-upload)",
 }
+PAIRS = ("chain+lead", "storage+miner", "lead+validator")   # two at once
 NEURONS = [NeuronSpec("v1", "validator", stake=300.0), NeuronSpec("v2", "validator", stake=100.0),
            NeuronSpec("m1", "miner"), NeuronSpec("m2", "miner"), NeuronSpec("m3", "miner")]
 RATED = re.compile(r"(\d+) rated miners")
@@ -133,39 +135,47 @@ class Harness:
         return "v1"
 
 
+def targets_of(h: Harness, fault: str) -> list[str]:
+    """The processes a fault kills: one name, or several joined by '+' (killed at the same moment)."""
+    lead = h.lead()
+    choose = {"chain": "chain", "storage": "storage", "lead": lead, "validator": "v2" if lead == "v1" else "v1",
+              "miner": "m1"}
+    return [choose[part] for part in fault.split("+")]
+
+
 def run_fault(h: Harness, fault: str, timeout: float, rng: random.Random) -> dict:
     net = h.net
-    target = {"chain": "chain", "storage": "storage", "lead": h.lead(), "validator": None, "miner": "m1"}[fault]
-    if fault == "validator":
-        target = "v2" if h.lead() == "v1" else "v1"
     started = time.monotonic()
     window = h.window()
     # a random moment of the window: the miner is as likely to be training as uploading
     window_s = h.protocol.blocks_per_window * net.block_time
     time.sleep(rng.uniform(0, window_s))
-    before, restarts = h.nonces(), h.supervisor.restarts().get(target, 0)
+    targets = targets_of(h, fault)
+    before, restarts = h.nonces(), {t: h.supervisor.restarts().get(t, 0) for t in targets}
     validators = [s.name for s in net.neurons if s.role == "validator"]
     starts_before = {name: len(h.starts(name)) for name in validators}
     window = h.window() or window
-    print(f"  {fault}: SIGKILL {target} in window {window}", flush=True)
-    os.killpg(net.procs[target].pid, signal.SIGKILL)
-    back = h.wait(f"{target} to be started again",
-                  lambda: h.supervisor.restarts().get(target, 0) > restarts and net.procs[target].poll() is None,
-                  timeout)
+    print(f"  {fault}: SIGKILL {', '.join(targets)} in window {window}", flush=True)
+    for target in targets:
+        os.killpg(net.procs[target].pid, signal.SIGKILL)
+    back = h.wait(f"{', '.join(targets)} to be started again",
+                  lambda: all(h.supervisor.restarts().get(t, 0) > restarts[t] and net.procs[t].poll() is None
+                              for t in targets), timeout)
     agreed = h.wait("every miner on one model after the fault", lambda: h.agreed_after(window), timeout) if back \
         else None
     after = h.wait("the chain's accounts", lambda: h.nonces() or None, 30) or {}
     lost = sum(max(0, nonce - after.get(key, nonce)) for key, nonce in before.items())
     audit = h.get("/audit", timeout=10) or {}
-    if target in validators:
+    killed_validators = [t for t in targets if t in validators]
+    for target in killed_validators:
         h.wait(f"{target}'s start line", lambda: len(h.starts(target)) > starts_before[target], 60)
-    # every validator that started again (the target, or one that died meanwhile) reloaded its ratings
+    # every validator that started again (a target, or one that died meanwhile) reloaded its ratings
     kept = all(h.starts(name)[-1] > 0 for name in validators if len(h.starts(name)) > starts_before[name])
-    if target in validators and len(h.starts(target)) == starts_before[target]:
-        kept = False   # it never came back to say
-    result = {"name": fault, "target": FAULTS[fault], "recovered": bool(back and agreed),
-              "windows_to_agree": (agreed - window) if agreed else None, "confirmed_calls_lost": lost,
-              "conserved": bool(audit.get("ok")), "ratings_kept": bool(kept),
+    if any(len(h.starts(t)) == starts_before[t] for t in killed_validators):
+        kept = False   # one never came back to say
+    result = {"name": fault, "target": " and ".join(FAULTS[part] for part in fault.split("+")),
+              "recovered": bool(back and agreed), "windows_to_agree": (agreed - window) if agreed else None,
+              "confirmed_calls_lost": lost, "conserved": bool(audit.get("ok")), "ratings_kept": bool(kept),
               "seconds": round(time.monotonic() - started, 1)}
     print(f"    recovered {result['recovered']}, windows to agree {result['windows_to_agree']}, calls lost {lost}, "
           f"conserved {result['conserved']}, ratings kept {result['ratings_kept']} ({result['seconds']} s)",
@@ -175,14 +185,17 @@ def run_fault(h: Harness, fault: str, timeout: float, rng: random.Random) -> dic
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0])
-    parser.add_argument("--faults", default=",".join(FAULTS), help=f"comma-separated, from: {', '.join(FAULTS)}")
+    parser.add_argument("--faults", default=",".join([*FAULTS, *PAIRS]),
+                        help=f"comma-separated, from: {', '.join(FAULTS)}; A+B kills two at once "
+                             f"(default: each alone, then {', '.join(PAIRS)})")
     parser.add_argument("--json", type=Path, help="write the results here")
     parser.add_argument("--root", type=Path, help="run directory (default: a temporary one, removed after)")
     parser.add_argument("--timeout", type=float, default=240.0, help="seconds to wait for each recovery step")
     parser.add_argument("--seed", type=int, default=0, help="seed of the kill moments")
     args = parser.parse_args(argv)
     faults = [f.strip() for f in args.faults.split(",") if f.strip()]
-    unknown = [f for f in faults if f not in FAULTS]
+    unknown = [f for f in faults if not f or any(part not in FAULTS for part in f.split("+"))
+               or len(set(f.split("+"))) != len(f.split("+"))]
     if unknown:
         parser.error(f"--faults: unknown {', '.join(unknown)} (known: {', '.join(FAULTS)})")
     preset = load_preset("tiny")
@@ -210,9 +223,9 @@ def main(argv: list[str] | None = None) -> int:
         net.stop_all()
         if args.root is None:
             shutil.rmtree(root, ignore_errors=True)
-    print(f"{'fault':<10} {'recovered':>9} {'windows':>8} {'lost':>5} {'conserved':>9} {'ratings':>8}")
+    print(f"{'fault':<16} {'recovered':>9} {'windows':>8} {'lost':>5} {'conserved':>9} {'ratings':>8}")
     for r in results:
-        print(f"{r['name']:<10} {str(r['recovered']):>9} {str(r['windows_to_agree']):>8} {r['confirmed_calls_lost']:>5} "
+        print(f"{r['name']:<16} {str(r['recovered']):>9} {str(r['windows_to_agree']):>8} {r['confirmed_calls_lost']:>5} "
               f"{str(r['conserved']):>9} {str(r['ratings_kept']):>8}")
     if args.json:
         args.json.write_text(json.dumps({"faults": results}, indent=1) + "\n")
