@@ -132,6 +132,9 @@ def write_sweep_plot(sweep: dict, path: str | Path, max_lines: int = 6) -> None:
     import matplotlib.pyplot as plt
 
     grid = sweep["grid"]
+    shown = list(dict.fromkeys(name for point in grid for name in top_subnets(point, max_lines)))
+    palette = plt.get_cmap("tab10" if len(shown) <= 10 else "tab20")
+    colours = {name: palette(k % palette.N) for k, name in enumerate(shown)}   # one colour per subnet, all columns
     fig, axes = plt.subplots(2, len(grid), figsize=(4.5 * len(grid) + 1, 8), sharex=True, squeeze=False)
     for column, point in enumerate(grid):
         series = point["series"]
@@ -139,7 +142,7 @@ def write_sweep_plot(sweep: dict, path: str | Path, max_lines: int = 6) -> None:
         names = list(point["subnets"])
         for name in top_subnets(point, max_lines):
             i = names.index(name)
-            color = f"C{i % 10}"   # a subnet keeps its colour in every column
+            color = colours[name]
             for row, key in ((0, "price"), (1, "share")):
                 p10, p50, p90 = series[key][0][:, i], series[key][1][:, i], series[key][2][:, i]
                 axes[row][column].plot(days, p50, label=name, color=color)
