@@ -86,18 +86,50 @@ def muldiv(a: int, b: int, c: int, limit: int) -> int:
     hi = a1 * b1 + (mid1 >> half) + (mid2 >> half) + (carry >> half)
     if hi >= uc:            # the quotient needs more than 64 bits: far above any limit
         return limit
-    # Long division of (hi, lo) by c, one bit at a time; remainder < c < 2^63, so `rem << 1` fits.
-    rem, quotient = hi, np.uint64(0)
-    one = np.uint64(1)
-    for bit in range(63, -1, -1):
-        rem = (rem << one) | ((lo >> np.uint64(bit)) & one)
-        quotient = quotient << one
-        if rem >= uc:
-            rem -= uc
-            quotient |= one
+    quotient = _divide_128(hi, lo, uc)
     if quotient >= np.uint64(limit):
         return limit
     return np.int64(quotient)
+
+
+@jit
+def _divide_128(u1, u0, v):
+    """floor((u1 * 2^64 + u0) / v) for u1 < v (so it fits 64 bits): long division in base 2^32 with
+    a normalised divisor, two estimated digits each corrected at most twice (Knuth's algorithm D, as
+    `divlu` in Hacker's Delight). All operands uint64."""
+    b, mask, half = np.uint64(1 << 32), np.uint64(0xFFFFFFFF), np.uint64(32)
+    zero, one = np.uint64(0), np.uint64(1)
+    shift = np.uint64(0)             # leading zeros of v, so that its top bit is set
+    probe = v
+    for step in (32, 16, 8, 4, 2, 1):
+        width = np.uint64(step)
+        if probe >> (np.uint64(64) - width) == zero:
+            shift += width
+            probe = probe << width
+    v = v << shift
+    vn1, vn0 = v >> half, v & mask
+    un32 = u1 << shift
+    if shift > zero:
+        un32 |= u0 >> (np.uint64(64) - shift)
+    un10 = u0 << shift
+    un1, un0 = un10 >> half, un10 & mask
+
+    q1 = un32 // vn1
+    rhat = un32 - q1 * vn1
+    while q1 >= b or q1 * vn0 > b * rhat + un1:
+        q1 -= one
+        rhat += vn1
+        if rhat >= b:
+            break
+    un21 = un32 * b + un1 - q1 * v   # wraps modulo 2^64 to the true remainder, which is < v
+    q0 = un21 // vn1
+    rhat = un21 - q0 * vn1
+    while q0 >= b or q0 * vn0 > b * rhat + un0:
+        q0 -= one
+        rhat += vn1
+        if rhat >= b:
+            break
+    return q1 * b + q0
 
 
 @jit
