@@ -11,8 +11,8 @@ each fault in turn: SIGKILL its target (or, for A+B, both targets at once) at a 
 window, then wait for
 
 - recovered: the target runs again and the network trains past the fault;
-- windows_to_agree: windows after the one it was killed in until a window whose every reported model
-  hash (miners and validators) is equal (None: not within --timeout);
+- windows_to_agree: windows after the one it was killed in (for `stall`: resumed in) until a window
+  whose every reported model hash (miners and validators) is equal (None: not within --timeout);
 - confirmed_calls_lost: signed calls the chain had confirmed before the kill (each signer's nonce, read
   from the chain) missing after it (a nonce that went back);
 - conserved: the chain's conservation audit (GET /audit) holds afterwards;
@@ -52,6 +52,7 @@ FAULTS = {   # name -> (target description, how to choose the process)
     "lead": "the lead validator",
     "validator": "the other validator",
     "miner": "a miner, at a random moment of its window (often mid-upload)",
+    "stall": "a miner frozen (SIGSTOP) for 3 windows, then resumed: it falls behind and must catch up",
 }
 PAIRS = ("chain+lead", "storage+miner", "lead+validator")   # two at once
 NEURONS = [NeuronSpec("v1", "validator", stake=300.0), NeuronSpec("v2", "validator", stake=100.0),
@@ -139,7 +140,7 @@ def targets_of(h: Harness, fault: str) -> list[str]:
     """The processes a fault kills: one name, or several joined by '+' (killed at the same moment)."""
     lead = h.lead()
     choose = {"chain": "chain", "storage": "storage", "lead": lead, "validator": "v2" if lead == "v1" else "v1",
-              "miner": "m1"}
+              "miner": "m1", "stall": "m2"}
     return [choose[part] for part in fault.split("+")]
 
 
@@ -155,12 +156,21 @@ def run_fault(h: Harness, fault: str, timeout: float, rng: random.Random) -> dic
     validators = [s.name for s in net.neurons if s.role == "validator"]
     starts_before = {name: len(h.starts(name)) for name in validators}
     window = h.window() or window
-    print(f"  {fault}: SIGKILL {', '.join(targets)} in window {window}", flush=True)
-    for target in targets:
-        os.killpg(net.procs[target].pid, signal.SIGKILL)
-    back = h.wait(f"{', '.join(targets)} to be started again",
-                  lambda: all(h.supervisor.restarts().get(t, 0) > restarts[t] and net.procs[t].poll() is None
-                              for t in targets), timeout)
+    if fault == "stall":
+        (target,) = targets
+        print(f"  {fault}: SIGSTOP {target} in window {window}, SIGCONT 3 windows later", flush=True)
+        os.killpg(net.procs[target].pid, signal.SIGSTOP)
+        h.wait("3 windows", lambda: (h.window() or window) >= window + 3, timeout)
+        os.killpg(net.procs[target].pid, signal.SIGCONT)
+        back = net.procs[target].poll() is None
+        window = h.window() or window   # agreement is counted from the resume
+    else:
+        print(f"  {fault}: SIGKILL {', '.join(targets)} in window {window}", flush=True)
+        for target in targets:
+            os.killpg(net.procs[target].pid, signal.SIGKILL)
+        back = h.wait(f"{', '.join(targets)} to be started again",
+                      lambda: all(h.supervisor.restarts().get(t, 0) > restarts[t] and net.procs[t].poll() is None
+                                  for t in targets), timeout)
     agreed = h.wait("every miner on one model after the fault", lambda: h.agreed_after(window), timeout) if back \
         else None
     after = h.wait("the chain's accounts", lambda: h.nonces() or None, 30) or {}
