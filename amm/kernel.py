@@ -98,7 +98,7 @@ def _divide_128(u1, u0, v):
     a normalised divisor, two estimated digits each corrected at most twice (Knuth's algorithm D, as
     `divlu` in Hacker's Delight). All operands uint64."""
     b, mask, half = np.uint64(1 << 32), np.uint64(0xFFFFFFFF), np.uint64(32)
-    zero, one = np.uint64(0), np.uint64(1)
+    zero = np.uint64(0)
     shift = np.uint64(0)             # leading zeros of v, so that its top bit is set
     probe = v
     for step in (32, 16, 8, 4, 2, 1):
@@ -114,22 +114,24 @@ def _divide_128(u1, u0, v):
     un10 = u0 << shift
     un1, un0 = un10 >> half, un10 & mask
 
-    q1 = un32 // vn1
-    rhat = un32 - q1 * vn1
-    while q1 >= b or q1 * vn0 > b * rhat + un1:
-        q1 -= one
-        rhat += vn1
-        if rhat >= b:
-            break
+    q1 = _quotient_digit(un32, un1, vn1, vn0)
     un21 = un32 * b + un1 - q1 * v   # wraps modulo 2^64 to the true remainder, which is < v
-    q0 = un21 // vn1
-    rhat = un21 - q0 * vn1
-    while q0 >= b or q0 * vn0 > b * rhat + un0:
-        q0 -= one
+    return q1 * b + _quotient_digit(un21, un0, vn1, vn0)
+
+
+@jit
+def _quotient_digit(numerator, next_digit, vn1, vn0):
+    """One base-2^32 digit of the quotient: estimated from the divisor's top digit `vn1`, then
+    lowered (at most twice) while digit * divisor exceeds the two-digit partial remainder."""
+    b, one = np.uint64(1 << 32), np.uint64(1)
+    q = numerator // vn1
+    rhat = numerator - q * vn1
+    while q >= b or q * vn0 > b * rhat + next_digit:
+        q -= one
         rhat += vn1
         if rhat >= b:
             break
-    return q1 * b + q0
+    return q
 
 
 @jit

@@ -102,9 +102,10 @@ class Harness:
         """The first window after `window` in which every miner reported, all with one hash."""
         reported = {spec.name: {row["window"]: row.get("model_hash") for row in self.net.metrics(spec.name)}
                     for spec in self.net.neurons if spec.role == "miner"}
+        everyone = self.hashes()
         for w in sorted({w for rows in reported.values() for w in rows if w > window}):
             seen = {rows.get(w) for rows in reported.values()}
-            if None not in seen and len(seen) == 1 and len(self.hashes().get(w, set())) == 1:
+            if None not in seen and len(seen) == 1 and len(everyone.get(w, set())) == 1:
                 return w
         return None
 

@@ -55,7 +55,9 @@ class LocalNetwork:
     chain_port: int = 0            # 0: the chain binds one the system chooses and reports it (start_infrastructure)
     storage_port: int = 0
     prepared: bool = False         # neurons.yaml and wallets are already in `root` (subnet up)
-    metrics_ports: dict[str, int] = field(default_factory=dict)   # name ("chain" too) -> Prometheus port
+    # name ("chain", "supervisor" too) -> a fixed Prometheus port; a process given none binds one from
+    # the OS and reports it (metrics_port)
+    metrics_ports: dict[str, int] = field(default_factory=dict)
     procs: dict[str, subprocess.Popen] = field(default_factory=dict)
     extra_args: dict[str, list[str]] = field(default_factory=dict)   # a neuron's extra flags, for restarts
 
@@ -201,9 +203,7 @@ class LocalNetwork:
         port_file.unlink(missing_ok=True)
         self._spawn_chain()
         self._wait_file(port_file, "chain")
-        self.chain_port, chain_metrics = read_port_file(port_file)
-        if chain_metrics is not None:
-            self.metrics_ports["chain"] = chain_metrics
+        self.chain_port, _ = read_port_file(port_file)   # its metrics port: metrics_port("chain")
         self._wait_http(self.chain_url + "/head", "chain")
         self._wait_http(f"http://127.0.0.1:{self.storage_port}/", "storage")
         deadline = time.monotonic() + 60

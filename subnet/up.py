@@ -385,9 +385,7 @@ RUN_INFO = "run.json"
 
 def metrics_urls(net: LocalNetwork) -> dict[str, str]:
     """Each process's metrics URL, as far as it has reported its port."""
-    names = ["supervisor", "chain", *(s.name for s in net.neurons)]
-    ports = {name: net.metrics_ports.get("supervisor") if name == "supervisor" else net.metrics_port(name)
-             for name in names}
+    ports = {name: net.metrics_port(name) for name in ["supervisor", "chain", *(s.name for s in net.neurons)]}
     return {name: f"http://127.0.0.1:{port}/metrics" for name, port in ports.items() if port}
 
 
