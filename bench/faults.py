@@ -19,6 +19,14 @@ window, then wait for
 - ratings_kept: a killed validator reloads its ratings ("N rated miners" with N > 0 in its log);
   for other targets, the validators' ratings survived (still rated after the fault).
 
+Every neuron reaches storage through a proxy (`subnet.faultproxy`, passing bytes unchanged until a
+fault says otherwise), and m3 reaches storage and the chain through proxies of its own, so three
+faults need no kill: `upload` holds m3's next gradient PUT after its headers and SIGKILLs m3 then;
+`partition` drops everything m3 sends or is sent (its committed bucket endpoint included, so the
+validators cannot read it either) for 3 windows; `slow-storage` delays every storage reply for 3
+windows. For these, windows are counted from the end of the fault, and recovered also needs every
+neuron to have stayed up (no restart) and written a metrics line in the window after it (no stall).
+
 `--json` writes exactly {"faults": [{"name", "target", "recovered", "windows_to_agree",
 "confirmed_calls_lost", "conserved", "ratings_kept"}]} (plus a "seconds" per fault).
 """
@@ -41,6 +49,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from subnet.config import load_preset  # noqa: E402
+from subnet.faultproxy import FaultProxy  # noqa: E402
 from subnet.localnet import LocalNetwork, NeuronSpec  # noqa: E402
 from subnet.protocol import clock  # noqa: E402
 from subnet.supervise import RestartPolicy, Supervisor  # noqa: E402
@@ -53,7 +62,11 @@ FAULTS = {   # name -> (target description, how to choose the process)
     "validator": "the other validator",
     "miner": "a miner, at a random moment of its window (often mid-upload)",
     "stall": "a miner frozen (SIGSTOP) for 3 windows, then resumed: it falls behind and must catch up",
+    "upload": "a miner SIGKILLed exactly mid-upload (its gradient's headers sent, the body held)",
+    "partition": "a miner cut off from chain and storage for 3 windows (its endpoints drop every packet)",
+    "slow-storage": "every storage reply delayed (--slow-delay s) for 3 windows",
 }
+CUT_OFF = "m3"   # the miner behind its own proxies (upload, partition)
 PAIRS = ("chain+lead", "storage+miner", "lead+validator")   # two at once
 NEURONS = [NeuronSpec("v1", "validator", stake=300.0), NeuronSpec("v2", "validator", stake=100.0),
            NeuronSpec("m1", "miner"), NeuronSpec("m2", "miner"), NeuronSpec("m3", "miner")]
@@ -61,8 +74,10 @@ RATED = re.compile(r"(\d+) rated miners")
 
 
 class Harness:
-    def __init__(self, net: LocalNetwork, protocol):
-        self.net, self.protocol = net, protocol
+    def __init__(self, net: LocalNetwork, protocol, slow_delay: float = 1.0):
+        self.net, self.protocol, self.slow_delay = net, protocol, slow_delay
+        self.storage_proxies: list[FaultProxy] = []   # every neuron's way to storage
+        self.cut_off: dict[str, FaultProxy] = {}      # CUT_OFF's own: "storage", "chain"
         self.supervisor = Supervisor(procs=net.procs, start=net.restart,
                                      policy=RestartPolicy(first_delay_s=1.0, stable_after_s=30.0))
 
@@ -88,6 +103,31 @@ class Harness:
             time.sleep(0.5)
         print(f"    timed out after {timeout:.0f} s waiting for {what}", flush=True)
         return None
+
+    def start_proxies(self) -> None:
+        """A storage proxy for every neuron but CUT_OFF, which gets one for storage and one for the chain."""
+        net = self.net
+        shared = FaultProxy(upstream_port=net.storage_port).start()
+        own = FaultProxy(upstream_port=net.storage_port).start()
+        self.storage_proxies = [shared, own]
+        self.cut_off = {"storage": own, "chain": FaultProxy(upstream_port=net.chain_port).start()}
+        (net.root / "proxied").mkdir(exist_ok=True)
+        for spec in net.neurons:
+            settings = json.loads((net.root / "storage" / "neurons" / f"{spec.name}.json").read_text())
+            settings["endpoint"] = (own if spec.name == CUT_OFF else shared).url
+            settings.pop("commitment", None)   # formed again from the new endpoint
+            path = net.root / "proxied" / f"{spec.name}.json"
+            path.write_text(json.dumps(settings))
+            path.chmod(0o600)
+
+    def neuron_args(self, name: str) -> list[str]:
+        args = ["--storage", str(self.net.root / "proxied" / f"{name}.json")]
+        return args + (["--chain", self.cut_off["chain"].url] if name == CUT_OFF else [])
+
+    def stop_proxies(self) -> None:
+        for proxy in [*self.storage_proxies, self.cut_off.get("chain")]:
+            if proxy is not None:
+                proxy.stop()
 
     def hashes(self) -> dict[int, set[str]]:
         """Window -> the model hashes the neurons reported for it."""
@@ -141,7 +181,7 @@ def targets_of(h: Harness, fault: str) -> list[str]:
     """The processes a fault kills: one name, or several joined by '+' (killed at the same moment)."""
     lead = h.lead()
     choose = {"chain": "chain", "storage": "storage", "lead": lead, "validator": "v2" if lead == "v1" else "v1",
-              "miner": "m1", "stall": "m2"}
+              "miner": "m1", "stall": "m2", "upload": CUT_OFF, "partition": CUT_OFF, "slow-storage": "storage"}
     return [choose[part] for part in fault.split("+")]
 
 
@@ -153,11 +193,44 @@ def run_fault(h: Harness, fault: str, timeout: float, rng: random.Random) -> dic
     window_s = h.protocol.blocks_per_window * net.block_time
     time.sleep(rng.uniform(0, window_s))
     targets = targets_of(h, fault)
-    before, restarts = h.nonces(), {t: h.supervisor.restarts().get(t, 0) for t in targets}
+    before = h.nonces()
+    restarts = {t: h.supervisor.restarts().get(t, 0) for t in {*targets, *net.procs}}
     validators = [s.name for s in net.neurons if s.role == "validator"]
     starts_before = {name: len(h.starts(name)) for name in validators}
     window = h.window() or window
-    if fault == "stall":
+    alive_before = {name for name, proc in net.procs.items() if proc.poll() is None}
+    if fault in ("partition", "slow-storage"):
+        proxies = list(h.cut_off.values()) if fault == "partition" else h.storage_proxies
+        print(f"  {fault}: from window {window}, for 3 windows", flush=True)
+        for proxy in proxies:
+            if fault == "partition":
+                proxy.partition()
+            else:
+                proxy.delay_s = h.slow_delay
+        h.wait("3 windows", lambda: (h.window() or window) >= window + 3, timeout)
+        for proxy in proxies:
+            if fault == "partition":
+                proxy.heal()
+            else:
+                proxy.delay_s = 0.0
+        window = h.window() or window   # agreement is counted from the end of the fault
+        back = h.wait("a metrics line from every neuron after the fault", lambda: all(
+            any(row["window"] > window for row in net.metrics(s.name)) for s in net.neurons), timeout)
+        died = {name for name in alive_before if h.supervisor.restarts().get(name, 0) > restarts.get(name, 0)}
+        back = bool(back) and not died
+    elif fault == "upload":
+        (target,) = targets
+        proxy = h.cut_off["storage"]
+        proxy.hold_uploads(rb"^PUT /[^ ]*/gradient-\d+-\d+\.safetensors ")
+        held = h.wait(f"{target}'s next gradient upload", lambda: proxy.upload_held.is_set(), timeout)
+        window = h.window() or window
+        print(f"  {fault}: SIGKILL {target} in window {window} mid-upload "
+              f"({(proxy.held_request or b'').decode(errors='replace')[:80]})", flush=True)
+        os.killpg(net.procs[target].pid, signal.SIGKILL)
+        proxy.hold_uploads(None)
+        back = bool(held) and h.wait(f"{target} to be started again", lambda: h.supervisor.restarts().get(
+            target, 0) > restarts[target] and net.procs[target].poll() is None, timeout)
+    elif fault == "stall":
         (target,) = targets
         print(f"  {fault}: SIGSTOP {target} in window {window}, SIGCONT 3 windows later", flush=True)
         os.killpg(net.procs[target].pid, signal.SIGSTOP)
@@ -203,6 +276,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--root", type=Path, help="run directory (default: a temporary one, removed after)")
     parser.add_argument("--timeout", type=float, default=240.0, help="seconds to wait for each recovery step")
     parser.add_argument("--seed", type=int, default=0, help="seed of the kill moments")
+    parser.add_argument("--slow-delay", type=float, default=1.0,
+                        help="seconds each storage reply waits in slow-storage (default 1.0)")
     args = parser.parse_args(argv)
     faults = [f.strip() for f in args.faults.split(",") if f.strip()]
     unknown = [f for f in faults if not f or any(part not in FAULTS for part in f.split("+"))
@@ -214,13 +289,14 @@ def main(argv: list[str] | None = None) -> int:
     data = default_dataset(preset.model.vocab_size, ROOT / "data")
     root = args.root or Path(tempfile.mkdtemp(prefix="tessera-bench-faults-"))
     net = LocalNetwork(root, list(NEURONS), block_time=1.0, preset="tiny", data=data)
-    h = Harness(net, preset.protocol)
+    h = Harness(net, preset.protocol, args.slow_delay)
     results = []
     try:
         print(f"starting the network in {root}", flush=True)
         net.start_infrastructure()
+        h.start_proxies()
         for spec in NEURONS:
-            net.start_neuron(spec.name)
+            net.start_neuron(spec.name, h.neuron_args(spec.name))
         ready = h.wait("every miner's first windows on one model",
                        lambda: all(len(net.metrics(s.name)) >= 2 for s in NEURONS if s.role == "miner")
                        and h.agreed_after(-1), 600)
@@ -232,6 +308,7 @@ def main(argv: list[str] | None = None) -> int:
             results.append(run_fault(h, fault, args.timeout, rng))
     finally:
         net.stop_all()
+        h.stop_proxies()
         if args.root is None:
             shutil.rmtree(root, ignore_errors=True)
     print(f"{'fault':<16} {'recovered':>9} {'windows':>8} {'lost':>5} {'conserved':>9} {'ratings':>8}")

@@ -51,8 +51,8 @@ from subnet.sampler import assigned_samples
 from subnet.storage.client import StorageClient, StorageError
 from subnet.train import make_optimizer
 from subnet.wire import names
-from subnet.wire.gradient import encode_gradient
-from subnet.wire.signing import ANY_SIGNER, WIRE_VERSION, WireError, sign_json, verify_json
+from subnet.wire.gradient import encode_gradient, encode_intent
+from subnet.wire.signing import ANY_SIGNER, WireError, verify_json
 
 from miner.overlap import Discarded, TrueBase
 
@@ -346,8 +346,7 @@ class Miner:
             # A sybil pair claims its one piece of work under both hotkeys at the same moment.
             await asyncio.sleep(max(0.0, self._claim_at + INTENT_SLACK_S - time.time()))
             self._claim_at = None
-        intent = sign_json({"wire_format": WIRE_VERSION, "kind": "gradient_intent", "window": window,
-                            "uid": self.uid, "gradient_sha256": sha256_hex(data)}, self.settings.wallet.hotkey)
+        intent = encode_intent(data, self.settings.wallet.hotkey, window, self.uid)
         key = names.gradient_intent_key(window, self.uid)
         if await asyncio.to_thread(put_once, self.writer, self.bucket, key, intent):
             # Into the next whole second (server and miner clocks agree on a local network; on a

@@ -50,6 +50,7 @@ class LocalNetwork:
     block_time: float = 1.0
     preset: str = "tiny"
     tempo: int = 10
+    max_uids: int = 64
     data: Path | None = None
     threads: int = 1
     chain_port: int = 0            # 0: the chain binds one the system chooses and reports it (start_infrastructure)
@@ -134,7 +135,7 @@ class LocalNetwork:
                       "balances": balances,
                       "subnets": [{
                 "netuid": 1, "owner": "owner", "pool_tao": 100, "pool_alpha": 100, "tempo": self.tempo,
-                "burn": 1, "max_uids": 64, "max_validators": 16,
+                "burn": 1, "max_uids": self.max_uids, "max_validators": 16,
                 # Non-voting stake (owner, miners) stops counting after this many blocks (neurons.yaml).
                 "activity_cutoff": 100}]},
             "storage": {"host": "127.0.0.1", "port": self.storage_port, "dir": str(self.root / "storage")},

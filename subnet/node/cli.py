@@ -26,7 +26,8 @@ def build_parser(role: str, description: str) -> argparse.ArgumentParser:
     explicit.add_argument("--wallet", help="wallet name (coldkey pays registration, hotkey signs)")
     explicit.add_argument("--netuid", type=int, help="subnet to join")
     explicit.add_argument("--storage", type=Path, metavar="FILE",
-                          help="bucket settings JSON: endpoint, bucket, write key, read key")
+                          help="bucket settings JSON: endpoint, bucket, write key, read key (with --neurons: "
+                               "replaces the file's storage for this neuron, e.g. to reach it through a proxy)")
     explicit.add_argument("--stake", type=float, metavar="TAO", help="validator: TAO to stake on its hotkey at start")
     run.add_argument("--chain", metavar="URL", help=f"chain endpoint (default {DEFAULT_CHAIN_URL})")
     run.add_argument("--wallet-dir", type=Path, metavar="DIR", help="wallets directory (default ~/.tessera/wallets)")
@@ -51,7 +52,7 @@ def settings_from_args(args: argparse.Namespace, role: str) -> NodeSettings:
         if not args.name:
             raise SettingsError("--neurons needs --name (which neuron of the file this process is)")
         return from_neurons_file(args.neurons, args.name, role, wallet_dir=args.wallet_dir, chain_url=args.chain,
-                                 preset=args.preset, data=args.data,
+                                 preset=args.preset, data=args.data, storage_file=args.storage,
                                  state_dir=args.state_dir, device=args.device, threads=args.threads,
                                  metrics_port=args.metrics_port)
     missing = [flag for flag, value in (("--wallet", args.wallet), ("--netuid", args.netuid),

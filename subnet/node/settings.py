@@ -72,7 +72,9 @@ def default_dataset(vocab_size: int, root: Path = DEFAULT_DATA_ROOT) -> Path:
 def from_neurons_file(path: Path, name: str, role: str, *, wallet_dir: Path | None = None,
                       chain_url: str | None = None, preset: str = "tiny", data: Path | None = None,
                       state_dir: Path | None = None, device: str = "cpu", threads: int = 1,
-                      metrics_port: int | None = None) -> NodeSettings:
+                      metrics_port: int | None = None, storage_file: Path | None = None) -> NodeSettings:
+    """A neuron of the local network file; `storage_file` replaces the bucket settings `subnet storage`
+    wrote for it (the same bucket through another endpoint, e.g. a proxy)."""
     from subnet.neurons import NeuronsError, load_network
 
     network = load_network(path, wallet_dir=wallet_dir, with_chain=True)
@@ -84,9 +86,12 @@ def from_neurons_file(path: Path, name: str, role: str, *, wallet_dir: Path | No
         raise NeuronsError(f"{path}: neuron {name!r} has role {neuron.role!r}, not {role!r}")
     if not network.chain.subnets:
         raise NeuronsError(f"{path}: chain: no subnet to join")
-    storage_file = network.storage.dir / "neurons" / f"{name}.json"
-    if not storage_file.is_file():
-        raise SettingsError(f"{storage_file} not found: start `subnet storage --neurons {path}` first")
+    if storage_file is None:
+        storage_file = network.storage.dir / "neurons" / f"{name}.json"
+        if not storage_file.is_file():
+            raise SettingsError(f"{storage_file} not found: start `subnet storage --neurons {path}` first")
+    elif not Path(storage_file).is_file():
+        raise SettingsError(f"--storage {storage_file}: no such file")
     loaded = load_preset(preset)
     return NodeSettings(
         name=name, role=role, wallet=load_wallet(neuron.wallet, wallet_dir), netuid=network.chain.subnets[0].netuid,

@@ -29,9 +29,9 @@ from subnet.compression.codec import (
     reconstruct_all,
 )
 from subnet.compression.spec import PACKET_MAX_HEADER_BYTES, CodecSpec
-from subnet.hashing import is_hex64
+from subnet.hashing import is_hex64, sha256_hex
 from subnet.keys import Keypair
-from subnet.wire.signing import WIRE_VERSION, WireError, sign_safetensors, verify_safetensors
+from subnet.wire.signing import WIRE_VERSION, WireError, sign_json, sign_safetensors, verify_safetensors
 
 _MAX_UINT_DIGITS = 18
 
@@ -78,6 +78,13 @@ def encode_gradient(packet: Packet, keypair: Keypair, window: int, uid: int, bas
     metadata = {"wire_format": WIRE_VERSION, "kind": "gradient", "window": str(int(window)),
                 "uid": str(int(uid)), "base_model_hash": base_model_hash}
     return sign_safetensors(packet_to_bytes(packet), keypair, metadata)
+
+
+def encode_intent(gradient: bytes, keypair: Keypair, window: int, uid: int) -> bytes:
+    """The signed note of a gradient's sha256 a miner stores a second before the gradient itself
+    (`names.gradient_intent_key`; why: docs/neurons.md)."""
+    return sign_json({"wire_format": WIRE_VERSION, "kind": "gradient_intent", "window": int(window),
+                      "uid": int(uid), "gradient_sha256": sha256_hex(gradient)}, keypair)
 
 
 def uint_field(metadata: dict, key: str) -> int:
