@@ -207,6 +207,7 @@ async def drive(net: LocalNetwork, swarm: Swarm, windows: int, block_time: float
     elapsed = time.monotonic() - clock_before
     last_block = await swarm.chain.get_current_block()
     stamps = [await swarm.chain.get_block_timestamp(b) for b in range(first_block, last_block + 1)]
+    await swarm.chain.close()
     return {"rows": rows, "chain_calls_per_s": calls / elapsed,
             "block_interval_max_dev": block_interval_max_dev(stamps, block_time)}
 

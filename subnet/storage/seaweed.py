@@ -24,6 +24,7 @@ import subprocess
 import sys
 import sysconfig
 import time
+from concurrent.futures import ThreadPoolExecutor
 import urllib.error
 import urllib.request
 from dataclasses import asdict, dataclass, field
@@ -36,6 +37,18 @@ from subnet.storage.s3config import S3Config
 
 BUCKET_PREFIX = "tessera-"
 DATASET_OWNER = "dataset"  # the identity that writes the dataset bucket
+BUCKET_WORKERS = 8         # buckets prepared at once on start (see SeaweedServer._wait_ready)
+
+
+def volume_slots(buckets: int) -> int:
+    """Volumes the volume server may hold: each bucket's, weed's own collections', and growth (a
+    bucket's volume fills at -master.volumeSizeLimitMB and a second one is made)."""
+    return 64 + 4 * buckets
+
+
+def weed_env() -> dict[str, str]:
+    """weed reads master.toml keys from WEED_* variables: grow one volume per collection at a time."""
+    return {**os.environ, "WEED_MASTER_VOLUME_GROWTH_COPY_1": "1"}
 
 
 class SeaweedError(RuntimeError):
@@ -221,7 +234,11 @@ class SeaweedServer:
                 "-filer.port", str(p.filer), "-filer.port.grpc", str(p.filer_grpc),
                 "-s3.port", str(p.s3), "-s3.port.grpc", str(p.s3_grpc),
                 "-s3.port.iceberg", "0", "-s3.port.lance", "0",
-                "-volume.preStopSeconds", "0", "-master.volumeSizeLimitMB", "256", "-volume.max", "0",
+                "-volume.preStopSeconds", "0", "-master.volumeSizeLimitMB", "256",
+                # Every bucket is a collection with volumes of its own: one each (not weed's 7) and
+                # room for all of them (not a count derived from free disk), or a few hundred buckets
+                # exhaust the slots and uploads fail with "no free volumes left".
+                "-volume.max", str(volume_slots(len(self.layout.owners))),
                 "-master.electionTimeout", "1s", "-master.heartbeatInterval", "200ms",
                 "-master.telemetry=false"]
 
@@ -253,7 +270,7 @@ class SeaweedServer:
                      mode=0o600)
         log = open(self.log_path, "ab")
         try:
-            self.process = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT,
+            self.process = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT, env=weed_env(),
                                             stdin=subprocess.DEVNULL, start_new_session=True,
                                             preexec_fn=_die_with_parent if sys.platform == "linux" else None)
         finally:
@@ -281,21 +298,29 @@ class SeaweedServer:
                 raise SeaweedError(f"S3 port {self.ports.s3} did not answer in time; see {self.log_path}")
             time.sleep(0.1)
         admin = StorageClient(S3Config(self.endpoint, self.layout.admin.access_key, self.layout.admin.secret_key))
-        pending = [owner.bucket for owner in self.layout.owners]
-        while pending:
-            self._check_alive()
-            try:
-                # A first write also waits for the volume server to join the master and grows the
-                # bucket's volumes, so a neuron's first upload is not the one that pays for it.
-                admin.ensure_bucket(pending[0])
-                admin.put(pending[0], ".tessera-ready", b"ready")
-                admin.delete(pending[0], [".tessera-ready"])
-                pending.pop(0)
-                continue
-            except StorageError as exc:
-                if time.monotonic() > deadline:
-                    raise SeaweedError(f"could not create bucket {pending[0]}: {exc}; see {self.log_path}") from None
-            time.sleep(0.2)
+
+        def prepare(bucket: str) -> None:
+            while True:
+                self._check_alive()
+                try:
+                    # A first write also waits for the volume server to join the master and grows the
+                    # bucket's volumes, so a neuron's first upload is not the one that pays for it.
+                    admin.ensure_bucket(bucket)
+                    admin.put(bucket, ".tessera-ready", b"ready")
+                    admin.delete(bucket, [".tessera-ready"])
+                    return
+                except StorageError as exc:
+                    if time.monotonic() > deadline:
+                        raise SeaweedError(f"could not create bucket {bucket}: {exc}; see {self.log_path}") from None
+                time.sleep(0.2)
+
+        buckets = [owner.bucket for owner in self.layout.owners]
+        if buckets:
+            prepare(buckets[0])   # the first waits out the filer and volume server coming up
+        # the rest side by side: each bucket's volumes grow in ~0.3 s, hundreds of them one at a time
+        # would take minutes (bench/load.py's 256 miners)
+        with ThreadPoolExecutor(BUCKET_WORKERS) as pool:
+            list(pool.map(prepare, buckets[1:]))
 
     def _check_alive(self) -> None:
         if self.process is None or self.process.poll() is not None:
