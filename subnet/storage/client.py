@@ -208,20 +208,30 @@ class StorageClient:
     def get(self, bucket: str, key: str, max_bytes: int) -> bytes | bytearray:
         """The whole object (a bytearray when it took several parts); StorageError('too_large')
         before downloading more than ``max_bytes``."""
+        return self.get_with_info(bucket, key, max_bytes)[0]
+
+    def get_with_info(self, bucket: str, key: str, max_bytes: int) -> tuple[bytes | bytearray, ObjectInfo]:
+        """`get`, and what `head` would say of the object read (from the same response: one call
+        fewer, and the stamp is the one of the bytes received)."""
         part = self.transfer.part_size
         try:
             response, first = self._get_range(bucket, key, 0, part - 1)
         except StorageError as exc:
             # A zero-byte object has no byte 0, so its ranged GET fails with InvalidRange.
-            if "InvalidRange" in str(exc) and self.head(bucket, key).size == 0:
-                return b""
+            if "InvalidRange" in str(exc):
+                info = self.head(bucket, key)
+                if info.size == 0:
+                    return b"", info
             raise
         total = _total_size(response, len(first))
         if total > max_bytes:
             raise StorageError("too_large", f"{key}: {total} bytes exceeds the limit of {max_bytes}")
-        if total <= len(first):
-            return first
         etag = response.get("ETag")
+        if not isinstance(response.get("LastModified"), datetime):   # a peer's endpoint may be anything
+            raise StorageError("error", f"{key}: the server's reply has no Last-Modified")
+        info = ObjectInfo(key=key, size=total, last_modified=response["LastModified"], etag=etag or "")
+        if total <= len(first):
+            return first, info
         buffer = bytearray(total)
         view = memoryview(buffer)
         view[:len(first)] = first
@@ -235,7 +245,7 @@ class StorageClient:
 
         with ThreadPoolExecutor(self.transfer.concurrency) as pool:
             list(pool.map(fetch, range(part, total, part)))
-        return buffer  # a bytearray: no second copy of a large object
+        return buffer, info  # a bytearray: no second copy of a large object
 
     def get_range(self, bucket: str, key: str, start: int, length: int) -> bytes:
         """``length`` bytes from ``start`` (fewer at the end of the object)."""
@@ -299,6 +309,9 @@ class AsyncStorage:
 
     async def get(self, bucket: str, key: str, max_bytes: int) -> bytes:
         return await asyncio.to_thread(self.client.get, bucket, key, max_bytes)
+
+    async def get_with_info(self, bucket: str, key: str, max_bytes: int) -> tuple[bytes | bytearray, ObjectInfo]:
+        return await asyncio.to_thread(self.client.get_with_info, bucket, key, max_bytes)
 
     async def get_range(self, bucket: str, key: str, start: int, length: int) -> bytes:
         return await asyncio.to_thread(self.client.get_range, bucket, key, start, length)

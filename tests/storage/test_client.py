@@ -61,6 +61,21 @@ def test_multipart_upload_and_parallel_ranged_get(seaweed):
     assert err.value.reason == "too_large"
 
 
+@pytest.mark.parametrize("size", [0, 1000, 9 * MiB + 5])   # empty, one part, several parts
+def test_get_with_info_says_what_head_says_of_the_bytes_it_read(seaweed, size):
+    writer, reader = seaweed.writer("miner-1", SMALL_PARTS), seaweed.reader(SMALL_PARTS)
+    bucket, key = seaweed.bucket("miner-1"), f"info-{size}.bin"
+    data = os.urandom(size)
+    writer.put(bucket, key, data)
+    got, info = reader.get_with_info(bucket, key, max_bytes=max(size, 1))
+    assert bytes(got) == data
+    assert info == reader.head(bucket, key)   # key, size, LastModified and ETag
+    if size:
+        with pytest.raises(StorageError) as err:
+            reader.get_with_info(bucket, key, max_bytes=size - 1)
+        assert err.value.reason == "too_large"
+
+
 def test_list_by_prefix_and_retention(seaweed):
     writer, reader = seaweed.writer("validator-0"), seaweed.reader()
     bucket = seaweed.bucket("validator-0")

@@ -379,12 +379,14 @@ class _IgnoresRange:
     """A stand-in S3 client that answers a ranged GET with the whole object and no Content-Range, as
     a server ignoring the Range header may (unit test of StorageClient.get)."""
 
-    def __init__(self, data):
-        self.data = data
+    def __init__(self, data, stamped=True):
+        self.data, self.stamped = data, stamped
 
     def get_object(self, Bucket, Key, Range):
         import io
-        return {"Body": io.BytesIO(self.data), "ETag": '"e"'}
+        from datetime import datetime, timezone
+        stamp = {"LastModified": datetime(2026, 12, 3, tzinfo=timezone.utc)} if self.stamped else {}
+        return {"Body": io.BytesIO(self.data), "ETag": '"e"', **stamp}
 
 
 def test_a_server_that_ignores_the_range_header_still_gives_the_whole_object():
@@ -396,6 +398,10 @@ def test_a_server_that_ignores_the_range_header_still_gives_the_whole_object():
     with pytest.raises(StorageError) as err:
         client.get("b", "k", max_bytes=len(data) - 1)
     assert err.value.reason == "too_large"
+    client.s3 = _IgnoresRange(data, stamped=False)   # a peer's endpoint that leaves Last-Modified out
+    with pytest.raises(StorageError, match="no Last-Modified") as err:
+        client.get_with_info("b", "k", max_bytes=len(data))
+    assert err.value.reason == "error"
 
 
 @pytest.mark.parametrize("concurrency, pool", [(2, 10), (8, 16)])

@@ -6,7 +6,7 @@ import torch
 
 from subnet.compression.chunking import chunk_layout
 from tests.validator.gradients import random_update, signed_gradient, tiny_shapes
-from validator.copies import find_copies, index_overlap, overlap_matrix, values_fingerprint
+from validator.copies import copy_suspects, find_copies, index_overlap, overlap_matrix, values_fingerprint
 
 
 @pytest.fixture(scope="module")
@@ -88,3 +88,42 @@ def test_overlap_refuses_gradients_of_different_models(tiny_preset, shapes):
     b = signed_gradient(tiny_preset, {"w": torch.randn(64, 64)}, uid=1)
     with pytest.raises(ValueError):
         index_overlap(a, b)
+
+
+def test_the_overlap_matrix_equals_every_pairwise_overlap_exactly(tiny_preset, shapes):
+    """The sort-based matrix against index_overlap pair by pair, on independent uploads, exact copies,
+    three copies of one (a run of equal positions longer than two) and nudged copies (partial overlap)."""
+    base = [random_update(shapes, 40 + i) for i in range(4)]
+    noise = random_update(shapes, 99)
+    updates = [*base, base[0], base[0], {n: base[1][n] + 0.3 * noise[n] for n in base[1]},
+               {n: base[2][n] + 0.05 * noise[n] for n in base[2]}]
+    gradients = [signed_gradient(tiny_preset, update, uid=i) for i, update in enumerate(updates)]
+    matrix = overlap_matrix(gradients)
+    for i in range(len(gradients)):
+        for j in range(len(gradients)):
+            assert matrix[i, j] == (1.0 if i == j else index_overlap(gradients[i], gradients[j])), (i, j)
+    assert matrix[0, 4] == matrix[0, 5] == matrix[4, 5] == 1.0
+    assert 0.05 < matrix[1, 6] < 1.0 and matrix[2, 7] > matrix[1, 6]
+    assert overlap_matrix([]).shape == (0, 0) and overlap_matrix(gradients[:1]).tolist() == [[1.0]]
+
+
+def test_find_copies_over_the_suspects_alone_gives_what_it_gives_over_all(tiny_preset, shapes):
+    """The validator reads intents (claim times) for the suspects only: judging them alone must mark
+    the same copies with the same originals, whatever the claim times."""
+    base = [random_update(shapes, 60 + i) for i in range(4)]
+    noise = random_update(shapes, 98)
+    updates = [*base, base[0], {n: base[1][n] + 0.05 * noise[n] for n in base[1]}, base[2], base[3]]
+    gradients = [signed_gradient(tiny_preset, update, uid=i) for i, update in enumerate(updates)]
+    threshold = tiny_preset.protocol.copy_overlap_threshold
+    suspects = copy_suspects(gradients, threshold)
+    assert suspects == list(range(8))   # each of base 0-3 has a copy or a nudged copy among 4-7
+    assert copy_suspects(gradients[:4], threshold) == []
+    rng = np.random.default_rng(5)
+    extra = signed_gradient(tiny_preset, random_update(shapes, 77), uid=8)   # independent: never a suspect
+    everyone = [*gradients, extra]
+    assert 8 not in copy_suspects(everyone, threshold)
+    for _ in range(20):
+        claims = rng.integers(0, 4, size=len(everyone)).astype(float)   # ties on purpose
+        uploads = [(i, claims[i], g) for i, g in enumerate(everyone)]
+        picked = set(copy_suspects(everyone, threshold))
+        assert find_copies([u for u in uploads if u[0] in picked], threshold) == find_copies(uploads, threshold)
