@@ -28,7 +28,8 @@ windows. For these, windows are counted from the end of the fault, and recovered
 neuron to have stayed up (no restart) and written a metrics line in the window after it (no stall).
 
 `--json` writes exactly {"faults": [{"name", "target", "recovered", "windows_to_agree",
-"confirmed_calls_lost", "conserved", "ratings_kept"}]} (plus a "seconds" per fault).
+"confirmed_calls_lost", "conserved", "ratings_kept"}]} (plus per fault "windows_skipped": windows from the
+fault's to the agreeing one that no aggregate trained; and "seconds").
 """
 from __future__ import annotations
 
@@ -149,6 +150,17 @@ class Harness:
                 return w
         return None
 
+    def skipped(self, first: int, last: int) -> int:
+        """Windows in [first, last] that no aggregate trained (every miner's line says none applied)."""
+        applied: dict[int, bool] = {}
+        for spec in self.net.neurons:
+            if spec.role == "miner":
+                for row in self.net.metrics(spec.name):
+                    if first <= row["window"] <= last:
+                        applied[row["window"]] = applied.get(row["window"], False) or \
+                            row.get("aggregate_from") is not None
+        return sum(1 for w in range(first, last + 1) if not applied.get(w, False))
+
     def nonces(self) -> dict[str, int]:
         from subnet.wallet import load_wallet
 
@@ -198,6 +210,7 @@ def run_fault(h: Harness, fault: str, timeout: float, rng: random.Random) -> dic
     validators = [s.name for s in net.neurons if s.role == "validator"]
     starts_before = {name: len(h.starts(name)) for name in validators}
     window = h.window() or window
+    struck = window   # the window the fault began in
     alive_before = {name for name, proc in net.procs.items() if proc.poll() is None}
     if fault in ("partition", "slow-storage"):
         proxies = list(h.cut_off.values()) if fault == "partition" else h.storage_proxies
@@ -260,10 +273,11 @@ def run_fault(h: Harness, fault: str, timeout: float, rng: random.Random) -> dic
     result = {"name": fault, "target": " and ".join(FAULTS[part] for part in fault.split("+")),
               "recovered": bool(back and agreed), "windows_to_agree": (agreed - window) if agreed else None,
               "confirmed_calls_lost": lost, "conserved": bool(audit.get("ok")), "ratings_kept": bool(kept),
+              "windows_skipped": h.skipped(struck, agreed if agreed else window),
               "seconds": round(time.monotonic() - started, 1)}
     print(f"    recovered {result['recovered']}, windows to agree {result['windows_to_agree']}, calls lost {lost}, "
-          f"conserved {result['conserved']}, ratings kept {result['ratings_kept']} ({result['seconds']} s)",
-          flush=True)
+          f"conserved {result['conserved']}, ratings kept {result['ratings_kept']}, windows skipped "
+          f"{result['windows_skipped']} ({result['seconds']} s)", flush=True)
     return result
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import secrets
 import threading
 import time
@@ -62,6 +63,7 @@ from validator.state import load_validator_state, save_validator_state
 
 HELD_OUT_SAMPLES = 64
 UNCLAIMED_S = 0.5   # an upload without a valid intent counts as claimed this long after it was stored
+MIN_FETCH_S = 0.5   # the least time the uploads of a window are given to be read (fetch_budget)
 
 
 @dataclass
@@ -93,6 +95,19 @@ class ValidatorWindow:
     wait_s: float = 0.0
 
 
+def fetch_budget(window: int, p, slot: tuple[float, float], now: float, aggregate_s: float) -> float:
+    """Seconds the uploads of `window` may take to read from `now`: until the last moment an aggregate
+    can be stored and still count (`clock.stored_before` the deadline's end, estimated from the slot's
+    block timestamps) less the time the last aggregate took to make and store, so one unanswering
+    peer costs only its own upload; at least MIN_FETCH_S (an overloaded lead still reads what it can)."""
+    first, last = clock.upload_slot(window, p)
+    block_s = (slot[1] - slot[0]) / (last + 1 - first)
+    deadline_end = slot[1] + p.aggregate_deadline_blocks * block_s
+    step = clock.STORAGE_TIME_RESOLUTION_S   # stamps round down to this: any moment of the last
+    last_store = math.floor((deadline_end - step) / step) * step + step   # passing stamp's second
+    return max(MIN_FETCH_S, last_store - aggregate_s - now)
+
+
 class Validator:
     def __init__(self, settings: NodeSettings, log: Callable[[str], None] = print):
         self.settings, self.log = settings, log
@@ -115,6 +130,7 @@ class Validator:
         self.prometheus = ValidatorMetrics()
         self.weights: dict[int, float] = {}   # the last window's weights (set on chain or not)
         self._checkpoint_thread: threading.Thread | None = None
+        self._last_aggregate_s = 0.2   # what making and storing the aggregate took last time (fetch_budget)
 
     # --- start-up -------------------------------------------------------------------------------
     async def _stake_and_announce(self) -> None:
@@ -194,7 +210,15 @@ class Validator:
         slot = (await self.view.block_timestamp(first), await self.view.block_timestamp(last + 1))
         bound = state.norm_bound(self.protocol.norm_bound_ratio)
         uids = [u for u in self.view.miner_uids() if u != self.uid]
-        results = await asyncio.gather(*(self._fetch_one(u, window, state.hash, bound, slot) for u in uids))
+        tasks = [asyncio.ensure_future(self._fetch_one(u, window, state.hash, bound, slot)) for u in uids]
+        budget = fetch_budget(window, self.protocol, slot, time.time(), self._last_aggregate_s)
+        done, pending = await asyncio.wait(tasks, timeout=budget) if tasks else (set(), set())
+        for task in pending:   # a peer that does not answer in time (down, partitioned, slow) loses only its upload
+            task.cancel()
+        if pending:
+            late = sorted(uid for uid, task in zip(uids, tasks) if task in pending)
+            self.log(f"window {window}: {len(late)} uploads not read within {budget:.2f} s (uids {late[:16]})")
+        results = [task.result() if task in done else ("unavailable", None) for task in tasks]
         uploads = {}
         for uid, (verdict, upload) in zip(uids, results):
             stats.verdicts[uid] = verdict
@@ -338,6 +362,7 @@ class Validator:
         if publishing:
             await self.publish_aggregate(window, uploads, stats)
             stats.aggregate_delay_s = time.monotonic() - slot_closed
+            self._last_aggregate_s = stats.aggregate_s
         started = time.monotonic()
         decision: Decision = await self.follower.advance(window)
         stats.wait_s = time.monotonic() - started
