@@ -414,3 +414,57 @@ def test_packet_stats_from_first_principles():
     streams = sum(e.streams.unary_bits + lay.num_kept * e.streams.rice_param
                   for e, lay in ((packet.tensors[n], layouts[n]) for n in SHAPES))
     assert stats.index_bits == streams
+
+
+# --- properties on random input (hypothesis) ---------------------------------------------------------
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+shape_strategy = st.lists(st.integers(1, 40), min_size=1, max_size=3).map(tuple)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(shapes=st.dictionaries(st.sampled_from(["a", "b.weight", "c.bias"]), shape_strategy, min_size=1),
+       tile=st.sampled_from([4, 8, 16]), topk=st.integers(1, 8), bits=st.integers(1, 4), use_dct=st.booleans(),
+       scale=st.sampled_from([1e-6, 1.0, 1e4]), seed=st.integers(0, 2**31 - 1))
+def test_round_trip_is_exact_for_any_shapes_and_settings(shapes, tile, topk, bits, use_dct, scale, seed):
+    codec = CompressionConfig(tile=tile, topk=topk, value_bits=bits, use_dct=use_dct)
+    x = {n: t * scale for n, t in sample(shapes, seed).items()}
+    packet, transmitted = encode_tensors(x, codec)
+    decoded = decode_packet(packet_from_bytes(packet_to_bytes(packet), CodecSpec(shapes, codec)))
+    assert decoded.keys() == x.keys()
+    for name in x:
+        assert torch.equal(decoded[name], transmitted[name]), name
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_the_decoder_raises_only_its_own_error_on_any_bytes(data):
+    """Arbitrary bytes, and a valid packet with random bytes overwritten, inserted or cut: the decoder
+    either decodes finite tensors of the spec's shapes or raises CodecError, nothing else."""
+    shapes = {"m": (24, 16), "v": (10,)}
+    codec = CompressionConfig(tile=8, topk=4, value_bits=2)
+    spec = CodecSpec(shapes, codec)
+    packet, _ = encode_tensors(sample(shapes, 3), codec)
+    valid = packet_to_bytes(packet)
+    if data.draw(st.booleans()):
+        wire = data.draw(st.binary(max_size=4096))
+    else:
+        wire = bytearray(valid)
+        for _ in range(data.draw(st.integers(1, 6))):
+            action = data.draw(st.sampled_from(["set", "insert", "cut"]))
+            at = data.draw(st.integers(0, max(0, len(wire) - 1)))
+            if action == "set" and wire:
+                wire[at] = data.draw(st.integers(0, 255))
+            elif action == "insert":
+                wire[at:at] = data.draw(st.binary(min_size=1, max_size=16))
+            else:
+                del wire[at:at + data.draw(st.integers(1, 64))]
+        wire = bytes(wire)
+    try:
+        decoded = decode_packet(packet_from_bytes(wire, spec))
+    except CodecError:
+        return
+    for name, shape in shapes.items():
+        assert decoded[name].shape == shape and torch.isfinite(decoded[name]).all()

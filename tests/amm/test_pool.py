@@ -116,3 +116,35 @@ def test_limit_fill_is_largest_within_limit(tau, alpha, amount, ratio):
             assert Fraction(more.tao_after, more.alpha_after) < down
         except InsufficientLiquidity:
             pass
+
+
+@settings(max_examples=150, deadline=None)
+@given(tau=st.integers(10**9, 10**15), alpha=st.integers(10**9, 10**15),
+       trades=st.lists(st.tuples(st.booleans(), st.integers(1, 10**14)), min_size=1, max_size=30))
+def test_a_random_trade_sequence_conserves_both_tokens_and_moves_price_the_right_way(tau, alpha, trades):
+    """Every rao a trader pays is in the pool or the trader's hands; a stake never lowers the price and
+    an unstake never raises it; reserves never fall to zero (the price stays finite and positive)."""
+    pool = Pool(tao=tau, alpha=alpha)
+    wallet_tao, wallet_alpha = 10**15, 0
+    for is_stake, amount in trades:
+        price = pool.price_fraction
+        try:
+            if is_stake:
+                amount = min(amount, wallet_tao)
+                if amount == 0:
+                    continue
+                got = pool.stake(amount)
+                wallet_tao, wallet_alpha = wallet_tao - amount, wallet_alpha + got
+                assert pool.price_fraction >= price
+            else:
+                amount = min(amount, wallet_alpha)
+                if amount == 0:
+                    continue
+                got = pool.unstake(amount)
+                wallet_alpha, wallet_tao = wallet_alpha - amount, wallet_tao + got
+                assert pool.price_fraction <= price
+        except InsufficientLiquidity:
+            pass   # refused whole: nothing may have moved (checked below)
+        assert pool.tao + wallet_tao == tau + 10**15
+        assert pool.alpha + wallet_alpha == alpha
+        assert pool.tao > 0 and pool.alpha > 0
