@@ -230,9 +230,16 @@ class Validator:
             # Intents decide who came first among copies: read them for the suspects only (honest
             # uploads overlap little: at 256 miners this halves the storage calls of a window)
             suspects = [listed[i] for i in copy_suspects([u.gradient for u in listed], threshold)]
-            claims = await asyncio.gather(*(self._intent_time(u, window, slot[0]) for u in suspects))
-            for upload, claimed in zip(suspects, claims):
-                upload.claimed_at = claimed
+            # within what is left of the budget: an intent not read in time leaves its upload
+            # unclaimed, which only ever puts it later (a copier gains nothing by stalling its own)
+            reads = [asyncio.ensure_future(self._intent_time(u, window, slot[0])) for u in suspects]
+            left = max(MIN_FETCH_S / 2, budget - (time.monotonic() - started))
+            done, pending = await asyncio.wait(reads, timeout=left) if reads else (set(), set())
+            for upload, read in zip(suspects, reads):
+                if read in done:
+                    upload.claimed_at = read.result()
+                else:
+                    read.cancel()
             copies = find_copies([(u.uid, u.claimed_at, u.gradient) for u in suspects], threshold)
             for uid, (original, overlap) in copies.items():
                 stats.verdicts[uid] = "copied"
