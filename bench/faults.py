@@ -206,7 +206,7 @@ def run_fault(h: Harness, fault: str, timeout: float, rng: random.Random) -> dic
     time.sleep(rng.uniform(0, window_s))
     targets = targets_of(h, fault)
     before = h.nonces()
-    restarts = {t: h.supervisor.restarts().get(t, 0) for t in {*targets, *net.procs}}
+    restarts = {name: h.supervisor.restarts().get(name, 0) for name in net.procs}   # the targets among them
     validators = [s.name for s in net.neurons if s.role == "validator"]
     starts_before = {name: len(h.starts(name)) for name in validators}
     window = h.window() or window
@@ -229,7 +229,7 @@ def run_fault(h: Harness, fault: str, timeout: float, rng: random.Random) -> dic
         window = h.window() or window   # agreement is counted from the end of the fault
         back = h.wait("a metrics line from every neuron after the fault", lambda: all(
             any(row["window"] > window for row in net.metrics(s.name)) for s in net.neurons), timeout)
-        died = {name for name in alive_before if h.supervisor.restarts().get(name, 0) > restarts.get(name, 0)}
+        died = {name for name in alive_before if h.supervisor.restarts().get(name, 0) > restarts[name]}
         back = bool(back) and not died
     elif fault == "upload":
         (target,) = targets

@@ -57,6 +57,7 @@ from subnet.wire.gradient import encode_gradient, encode_intent  # noqa: E402
 PROG = "load.py"
 NETUID = 1
 STORAGE_THREADS = 16
+IN_FLIGHT = 32   # miners talking to the chain at once (registration, each window's reads)
 REQUESTS = re.compile(r'^tessera_chain_requests_total\{[^}]*\} ([0-9.e+]+)$', re.M)
 
 
@@ -68,6 +69,16 @@ class LightMiner:
     client: StorageClient
     packet: object = None
     uid: int | None = None
+
+
+async def at_most(limit: int, coroutines: list) -> None:
+    """Run the coroutines, no more than `limit` at a time."""
+    gate = asyncio.Semaphore(limit)
+
+    async def gated(coroutine) -> None:
+        async with gate:
+            await coroutine
+    await asyncio.gather(*(gated(c) for c in coroutines))
 
 
 def chain_requests(url: str) -> float:
@@ -115,13 +126,10 @@ class Swarm:
 
     async def join(self) -> None:
         """Register every hotkey and commit every bucket (a few in flight at once, as many miners would)."""
-        gate = asyncio.Semaphore(32)
-
         async def one(miner: LightMiner) -> None:
-            async with gate:
-                await self.chain.burned_register(miner.wallet.coldkey, NETUID, miner.wallet.hotkey.address)
-                await self.chain.commit(miner.wallet.hotkey, NETUID, miner.storage.commitment())
-        await asyncio.gather(*(one(m) for m in self.miners))
+            await self.chain.burned_register(miner.wallet.coldkey, NETUID, miner.wallet.hotkey.address)
+            await self.chain.commit(miner.wallet.hotkey, NETUID, miner.storage.commitment())
+        await at_most(IN_FLIGHT, [one(m) for m in self.miners])
         mg = await self.chain.metagraph(NETUID)
         for miner in self.miners:
             miner.uid = mg.uids[mg.hotkeys.index(miner.wallet.hotkey.address)]
@@ -132,12 +140,7 @@ class Swarm:
             await asyncio.gather(self.chain.get_current_block(), self.chain.metagraph(NETUID),
                                  read_bucket_commitments(self.chain, NETUID), self.chain.get_weights(NETUID),
                                  self.chain.get_pool(NETUID))
-        gate = asyncio.Semaphore(32)
-
-        async def gated() -> None:
-            async with gate:
-                await one()
-        await asyncio.gather(*(gated() for _ in self.miners))
+        await at_most(IN_FLIGHT, [one() for _ in self.miners])
 
     async def upload(self, window: int) -> None:
         base = self.follower.state.hash

@@ -108,6 +108,21 @@ def fetch_budget(window: int, p, slot: tuple[float, float], now: float, aggregat
     return max(MIN_FETCH_S, last_store - aggregate_s - now)
 
 
+TIMED_OUT = object()   # results_within's mark of a call that did not finish in time
+
+
+async def results_within(coroutines: list, timeout: float, timed_out):
+    """The coroutines' results, run side by side for at most `timeout` seconds; `timed_out` in place
+    of each that had not finished (cancelled: a thread it waits on may finish later, unread)."""
+    tasks = [asyncio.ensure_future(c) for c in coroutines]
+    if not tasks:
+        return []
+    done, pending = await asyncio.wait(tasks, timeout=timeout)
+    for task in pending:
+        task.cancel()
+    return [task.result() if task in done else timed_out for task in tasks]
+
+
 class Validator:
     def __init__(self, settings: NodeSettings, log: Callable[[str], None] = print):
         self.settings, self.log = settings, log
@@ -210,15 +225,14 @@ class Validator:
         slot = (await self.view.block_timestamp(first), await self.view.block_timestamp(last + 1))
         bound = state.norm_bound(self.protocol.norm_bound_ratio)
         uids = [u for u in self.view.miner_uids() if u != self.uid]
-        tasks = [asyncio.ensure_future(self._fetch_one(u, window, state.hash, bound, slot)) for u in uids]
         budget = fetch_budget(window, self.protocol, slot, time.time(), self._last_aggregate_s)
-        done, pending = await asyncio.wait(tasks, timeout=budget) if tasks else (set(), set())
-        for task in pending:   # a peer that does not answer in time (down, partitioned, slow) loses only its upload
-            task.cancel()
-        if pending:
-            late = sorted(uid for uid, task in zip(uids, tasks) if task in pending)
+        # a peer that does not answer in time (down, partitioned, slow) loses only its upload
+        results = await results_within([self._fetch_one(u, window, state.hash, bound, slot) for u in uids],
+                                       budget, TIMED_OUT)
+        late = [uid for uid, result in zip(uids, results) if result is TIMED_OUT]
+        if late:
             self.log(f"window {window}: {len(late)} uploads not read within {budget:.2f} s (uids {late[:16]})")
-        results = [task.result() if task in done else ("unavailable", None) for task in tasks]
+        results = [("unavailable", None) if result is TIMED_OUT else result for result in results]
         uploads = {}
         for uid, (verdict, upload) in zip(uids, results):
             stats.verdicts[uid] = verdict
@@ -232,14 +246,11 @@ class Validator:
             suspects = [listed[i] for i in copy_suspects([u.gradient for u in listed], threshold)]
             # within what is left of the budget: an intent not read in time leaves its upload
             # unclaimed, which only ever puts it later (a copier gains nothing by stalling its own)
-            reads = [asyncio.ensure_future(self._intent_time(u, window, slot[0])) for u in suspects]
             left = max(MIN_FETCH_S / 2, budget - (time.monotonic() - started))
-            done, pending = await asyncio.wait(reads, timeout=left) if reads else (set(), set())
-            for upload, read in zip(suspects, reads):
-                if read in done:
-                    upload.claimed_at = read.result()
-                else:
-                    read.cancel()
+            claims = await results_within([self._intent_time(u, window, slot[0]) for u in suspects], left, TIMED_OUT)
+            for upload, claimed in zip(suspects, claims):
+                if claimed is not TIMED_OUT:
+                    upload.claimed_at = claimed
             copies = find_copies([(u.uid, u.claimed_at, u.gradient) for u in suspects], threshold)
             for uid, (original, overlap) in copies.items():
                 stats.verdicts[uid] = "copied"

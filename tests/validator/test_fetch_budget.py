@@ -34,3 +34,28 @@ def test_twelve_second_blocks_give_the_reads_most_of_the_deadline(tiny_preset):
     slot = slot_times(3, p, 12.0, start=1000.25)   # the deadline ends at a fraction of a second
     deadline_end = slot[1] + p.aggregate_deadline_blocks * 12.0
     assert fetch_budget(3, p, slot, slot[1], 0.5) == pytest.approx(math.floor(deadline_end) - 0.5 - slot[1])
+
+
+def test_results_within_marks_and_cancels_what_did_not_finish_in_time():
+    import asyncio
+
+    from validator.loop import TIMED_OUT, results_within
+    cancelled = []
+
+    async def answers(value):
+        return value
+
+    async def hangs():
+        try:
+            await asyncio.sleep(60)
+        except asyncio.CancelledError:
+            cancelled.append(True)
+            raise
+
+    async def run():
+        got = await results_within([answers(1), hangs(), answers(("missing", None))], 0.2, TIMED_OUT)
+        await asyncio.sleep(0)   # let the cancellation land
+        return got
+    assert asyncio.run(run()) == [1, TIMED_OUT, ("missing", None)]
+    assert cancelled == [True]
+    assert asyncio.run(results_within([], 0.1, TIMED_OUT)) == []
