@@ -110,7 +110,7 @@ def cmd_train_sim(args: argparse.Namespace) -> int:
     if train.vocab_size > preset.model.vocab_size:
         raise DataError(f"{data_dir}: vocabulary {train.vocab_size} exceeds preset {preset.name}'s "
                         f"{preset.model.vocab_size}; prepare it with --preset {preset.name}")
-    from subnet.trainsim import RUN_NAMES, run_train_sim  # torch: only once the inputs are known good
+    from subnet.trainsim import PAPER_DILOCO, RUN_NAMES, run_train_sim  # torch: only once the inputs are known good
 
     runs = tuple(args.runs.split(",")) if args.runs else RUN_NAMES
     unknown = [name for name in runs if name not in RUN_NAMES]
@@ -130,15 +130,18 @@ def cmd_train_sim(args: argparse.Namespace) -> int:
 
     table = Table(title=f"held-out loss after {args.rounds} rounds ({result.parameters:,} parameters, "
                         f"start {result.initial_eval_loss:.4f})")
+    table.caption = "diloco (lr/momentum): dense pseudo-gradients, outer Nesterov SGD"
     table.add_column("run")
     table.add_column("eval loss", justify="right")
     table.add_column("vs compressed", justify="right")
-    table.add_column("bytes per miner per round", justify="right")
+    table.add_column("bytes / miner / round", justify="right")
     reference = result.runs.get("compressed")
+    outer = {"diloco": (preset.baseline.diloco_lr, preset.baseline.diloco_momentum), "diloco_paper": PAPER_DILOCO}
     for name, run in result.runs.items():
         rel = f"{(run.eval_loss / reference.eval_loss - 1) * 100:+.2f}%" if reference else "-"
         sent = f"{run.bytes_per_round:,}" if run.bytes_per_round else "- (no communication)"
-        table.add_row(name, f"{run.eval_loss:.4f}", rel, sent)
+        label = f"{name} ({outer[name][0]:g}/{outer[name][1]:g})" if name in outer else name
+        table.add_row(label, f"{run.eval_loss:.4f}", rel, sent)
     out = StdoutConsole()
     out.print(table)
     if reference:
@@ -200,11 +203,12 @@ def build_parser() -> argparse.ArgumentParser:
                                                "into ./data/)")
     sim.add_argument("--eval-samples", type=positive_int, default=256,
                      help="held-out samples for the loss (default 256)")
-    sim.add_argument("--runs", help="comma-separated subset of compressed,diloco,adamw_same_compute,"
-                                    "adamw_same_tokens")
-    sim.add_argument("--diloco-lr", type=float, help="override the dense DiLoCo baseline's outer lr (preset: 0.7)")
+    sim.add_argument("--runs", help="comma-separated subset of compressed,diloco,diloco_paper,"
+                                    "adamw_same_compute,adamw_same_tokens (default all)")
+    sim.add_argument("--diloco-lr", type=float,
+                     help="override the dense DiLoCo baseline's outer lr (preset: the best dense found by bench/parity.py)")
     sim.add_argument("--diloco-momentum", type=float,
-                     help="override the DiLoCo baseline's outer Nesterov momentum (preset: 0.9)")
+                     help="override the DiLoCo baseline's outer Nesterov momentum (diloco_paper stays at 0.7/0.9)")
     sim.add_argument("--json", type=Path, help="write results as JSON to this file")
     sim.set_defaults(func=cmd_train_sim)
 

@@ -1,8 +1,10 @@
 """In-process training simulation: the compressed protocol against its baselines.
 
-All four runs start from the same seeded model and read the same prepared data:
+All five runs start from the same seeded model and read the same prepared data:
   compressed          N miners, H inner AdamW steps, error feedback + top-k + 2-bit, sparse outer step
-  diloco              the same miners and H, dense pseudo-gradients, outer Nesterov SGD (lr 0.7, mu 0.9)
+  diloco              the same miners and H, dense pseudo-gradients, outer Nesterov SGD at the preset's
+                      baseline settings (the best dense DiLoCo found by bench/parity.py)
+  diloco_paper        the same at the DiLoCo paper's outer settings (lr 0.7, momentum 0.9, tuned for H = 500)
   adamw_same_compute  one AdamW worker, H steps per round on miner 0's samples (compute of one miner)
   adamw_same_tokens   one AdamW worker, H steps per round on all miners' samples at once (N x batch):
                       the centralised, data-parallel reference on the same tokens
@@ -31,7 +33,8 @@ from subnet.sampler import assigned_samples
 from subnet.train import eval_loss, inner_steps, make_optimizer
 from subnet.wire.gradient import GradientExpectation, decode_gradient, encode_gradient
 
-RUN_NAMES = ("compressed", "diloco", "adamw_same_compute", "adamw_same_tokens")
+RUN_NAMES = ("compressed", "diloco", "diloco_paper", "adamw_same_compute", "adamw_same_tokens")
+PAPER_DILOCO = (0.7, 0.9)   # DiLoCo (arXiv 2311.08105): outer Nesterov lr 0.7, momentum 0.9
 Params = dict[str, torch.Tensor]
 Progress = Callable[[str, int, int, float | None], None]
 
@@ -164,15 +167,18 @@ def run_train_sim(preset: Preset, train: TokenDataset, val: TokenDataset, miners
         finish("compressed", curve, started, round(sum(sizes) / len(sizes)))
         signed_object_bytes = round(sum(signed_sizes) / len(signed_sizes))
 
-    if "diloco" in runs:
+    for name, (outer_lr, momentum) in (("diloco", (preset.baseline.diloco_lr, preset.baseline.diloco_momentum)),
+                                       ("diloco_paper", PAPER_DILOCO)):
+        if name not in runs:
+            continue
         started = time.perf_counter()
         workers = [Worker(preset) for _ in range(miners)]
-        outer = NesterovOuter(preset.baseline.diloco_lr, preset.baseline.diloco_momentum)
+        outer = NesterovOuter(outer_lr, momentum)
         theta, curve = dict(theta0), []
         for r in range(rounds):
             theta = outer.step(theta, mean_update(miner_deltas(workers, theta, r)))
-            checkpoint("diloco", theta, r, curve)
-        finish("diloco", curve, started, 4 * n_params)
+            checkpoint(name, theta, r, curve)
+        finish(name, curve, started, 4 * n_params)
 
     for name, batches_for in (
         ("adamw_same_compute", lambda r: miner_batches(r, 0)),

@@ -35,7 +35,7 @@ def test_train_sim_cli_writes_json(tiny_data_dir, tmp_path):
                           capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr
     data = json.loads(out.read_text())
-    assert set(data["runs"]) == {"compressed", "diloco", "adamw_same_compute", "adamw_same_tokens"}
+    assert set(data["runs"]) == {"compressed", "diloco", "diloco_paper", "adamw_same_compute", "adamw_same_tokens"}
     for run in data["runs"].values():
         assert run["eval_loss"] > 0 and isinstance(run["bytes_per_round"], int)
     assert data["runs"]["diloco"]["bytes_per_round"] == 4 * data["parameters"]
