@@ -66,3 +66,22 @@ def test_cli_data_prepare(tmp_path):
     missing = subprocess.run([sys.executable, "-m", "subnet.cli", "data", "prepare", "--corpus",
                               str(tmp_path / "none"), "--out", str(out)], capture_output=True, text=True, timeout=120)
     assert missing.returncode == 1 and "no such corpus" in missing.stderr
+
+
+def test_diloco_runs_the_preset_baseline_and_diloco_paper_the_papers_outer_settings(tiny_preset, tiny_train, tiny_val):
+    from dataclasses import replace
+
+    from subnet.trainsim import PAPER_DILOCO
+
+    def losses(baseline):
+        preset = replace(tiny_preset, baseline=replace(tiny_preset.baseline, diloco_lr=baseline[0],
+                                                       diloco_momentum=baseline[1]))
+        result = run_train_sim(preset, tiny_train, tiny_val, miners=1, rounds=2, eval_samples=32,
+                               eval_every=1, runs=("diloco", "diloco_paper"))
+        return result.runs["diloco"].curve, result.runs["diloco_paper"].curve
+
+    ours, paper = losses(PAPER_DILOCO)
+    assert ours == paper                     # the same outer settings: the same run, bit for bit
+    plain, paper_again = losses((1.0, 0.0))
+    assert paper_again == paper              # diloco_paper ignores the preset's baseline
+    assert plain != paper and plain[0] != paper[0]   # round 1 already differs: lr 1.0 vs 0.7 * (1 + 0.9)
