@@ -32,7 +32,7 @@ def test_with_settings_sets_the_sides_own_fields_and_refuses_bad_values():
     assert (compressed.outer.lr, compressed.compression.topk) == (0.8, 32)
     assert compressed.baseline == preset.baseline
     with pytest.raises(ConfigError, match="compression.topk"):
-        parity.with_settings(preset, parity.COMPRESSED, {"topk": 5000})     # more than a 64x64 chunk
+        parity.with_settings(preset, parity.COMPRESSED, {"topk": 5000})     # more than a tile x tile chunk
     with pytest.raises(ConfigError, match="tile=64.5 must be int"):
         parity.with_settings(preset, parity.COMPRESSED, {"tile": 64.5})
     with pytest.raises(ConfigError, match="use_dct=1 must be bool"):

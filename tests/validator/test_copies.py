@@ -43,7 +43,7 @@ def test_independent_gradients_overlap_near_k_over_chunk(tiny_preset, shapes):
     assert np.allclose(matrix, matrix.T)
     pairs = matrix[np.triu_indices(6, k=1)]
     mean, std = expected_random_overlap(shapes, tiny_preset.compression)
-    assert mean == pytest.approx(1 / 64, rel=0.05)  # tiny: 64 of 64x64 kept, density kept for vectors
+    assert mean == pytest.approx(1 / 64, rel=0.05)  # tiny: 16 of 32x32 kept, density kept for vectors
     # The pair overlaps are uncorrelated (each pair's picks are independent), so their mean
     # has standard deviation std / sqrt(pairs).
     assert abs(pairs.mean() - mean) < 4 * std / math.sqrt(pairs.size)
