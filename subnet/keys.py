@@ -1,4 +1,8 @@
-"""ed25519 keys (PyNaCl) and Bittensor-style SS58 addresses.
+"""Signing keys, ed25519 (PyNaCl) and sr25519 (the Bittensor SDK's native core), and SS58 addresses.
+
+Bittensor wallets hold sr25519 keys by default and ed25519 ones on request; an SS58 address is the
+same 32-byte public key either way, so whoever signs says which scheme it used (`scheme`, written
+only when it is not ed25519) and the verifier checks that scheme against the address's key.
 
 An SS58 address is base58(prefix byte + 32-byte public key + 2 checksum bytes), the
 checksum being the first two bytes of blake2b-512(b"SS58PRE" + prefix + public key).
@@ -11,7 +15,9 @@ from __future__ import annotations
 import hashlib
 import secrets
 from dataclasses import dataclass, field
+from typing import ClassVar, Union
 
+import bittensor_core
 from nacl.exceptions import CryptoError
 from nacl.signing import SigningKey, VerifyKey
 
@@ -19,6 +25,9 @@ SS58_PREFIX = 42
 PUBLIC_KEY_BYTES = 32
 SEED_BYTES = 32
 SIGNATURE_BYTES = 64
+ED25519, SR25519 = "ed25519", "sr25519"
+SCHEMES = (ED25519, SR25519)
+_CORE_CRYPTO = {ED25519: bittensor_core.CRYPTO_ED25519, SR25519: bittensor_core.CRYPTO_SR25519}
 
 _BASE58_ALPHABET = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
 _BASE58_INDEX = {char: index for index, char in enumerate(_BASE58_ALPHABET)}
@@ -100,6 +109,8 @@ class Keypair:
 
     seed: bytes = field(repr=False)
     public_key: bytes
+    scheme: ClassVar[str] = ED25519
+    crypto_type: ClassVar[int] = bittensor_core.CRYPTO_ED25519  # what the SDK's signers call it
 
     def __post_init__(self) -> None:
         if len(self.seed) != SEED_BYTES:
@@ -130,26 +141,78 @@ class Keypair:
     def address(self) -> str:
         return ss58_encode(self.public_key)
 
+    @property
+    def ss58_address(self) -> str:  # the SDK's name: a Keypair is also an SDK signer
+        return self.address
+
     def sign(self, message: bytes) -> bytes:
         """64-byte detached ed25519 signature of ``message``."""
         return SigningKey(self.seed).sign(bytes(message)).signature
 
 
-def verify(public_key: bytes, message: bytes, signature: bytes) -> bool:
-    """True iff ``signature`` is ``public_key``'s signature of ``message``; never raises."""
+@dataclass(frozen=True, eq=False)
+class CoreKeypair:
+    """A key held by the Bittensor SDK's native core, sr25519 or ed25519: what an operator's
+    Bittensor wallet holds (`subnet.wallet` loads them). Signs like `Keypair`."""
+
+    core: object = field(repr=False)   # bittensor_core.Keypair with its secret
+
+    @classmethod
+    def generate(cls, scheme: str = SR25519) -> CoreKeypair:
+        if scheme not in SCHEMES:
+            raise ValueError(f"unknown key scheme {scheme!r}: use {' or '.join(SCHEMES)}")
+        return cls(bittensor_core.Keypair.create_from_seed(secrets.token_bytes(SEED_BYTES), _CORE_CRYPTO[scheme]))
+
+    @property
+    def scheme(self) -> str:
+        return SR25519 if self.core.crypto_type == bittensor_core.CRYPTO_SR25519 else ED25519
+
+    @property
+    def crypto_type(self) -> int:
+        return int(self.core.crypto_type)
+
+    @property
+    def public_key(self) -> bytes:
+        return bytes(self.core.public_key)
+
+    @property
+    def address(self) -> str:
+        return ss58_encode(self.public_key)
+
+    @property
+    def ss58_address(self) -> str:
+        return self.address
+
+    def sign(self, message: bytes) -> bytes:
+        return bytes(self.core.sign(bytes(message)))
+
+    def __repr__(self) -> str:
+        return f"CoreKeypair({self.scheme}, {self.address})"
+
+
+Signer = Union[Keypair, CoreKeypair]
+
+
+def verify(public_key: bytes, message: bytes, signature: bytes, scheme: str = ED25519) -> bool:
+    """True iff ``signature`` is ``public_key``'s ``scheme`` signature of ``message``; never raises."""
     try:
         if len(public_key) != PUBLIC_KEY_BYTES or len(signature) != SIGNATURE_BYTES:
             return False
-        VerifyKey(bytes(public_key)).verify(bytes(message), bytes(signature))
+        if scheme == ED25519:
+            VerifyKey(bytes(public_key)).verify(bytes(message), bytes(signature))
+            return True
+        if scheme == SR25519:
+            key = bittensor_core.Keypair(public_key=bytes(public_key), crypto_type=bittensor_core.CRYPTO_SR25519)
+            return bool(key.verify(bytes(message), bytes(signature)))
     except (CryptoError, ValueError, TypeError):
         return False
-    return True
+    return False
 
 
-def verify_address(address: str, message: bytes, signature: bytes) -> bool:
+def verify_address(address: str, message: bytes, signature: bytes, scheme: str = ED25519) -> bool:
     """``verify`` with the signer given as an SS58 address; False for a bad address."""
     try:
         public_key = ss58_decode(address)
     except (ValueError, TypeError):
         return False
-    return verify(public_key, message, signature)
+    return verify(public_key, message, signature, scheme)

@@ -1,4 +1,4 @@
-"""ed25519 signing and SS58 addresses (subnet/keys.py)."""
+"""ed25519 and sr25519 signing and SS58 addresses (subnet/keys.py)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import bittensor_core
+
 from subnet.keys import (
+    ED25519,
+    SR25519,
+    CoreKeypair,
     Keypair,
     base58_decode,
     base58_encode,
@@ -138,3 +143,40 @@ def test_checksum_is_blake2b_of_prefixed_payload():
     payload = bytes([42]) + ALICE_PUBLIC_KEY
     assert raw[:33] == payload
     assert raw[33:] == hashlib.blake2b(b"SS58PRE" + payload, digest_size=64).digest()[:2]
+
+
+def test_sdk_core_derives_alice_from_her_dev_uri():
+    # //Alice is Substrate's sr25519 dev key: the SDK core must give the published address.
+    alice = CoreKeypair(bittensor_core.Keypair.create_from_uri("//Alice"))
+    assert alice.scheme == SR25519 and alice.address == ALICE_ADDRESS and alice.public_key == ALICE_PUBLIC_KEY
+
+
+def test_sr25519_signatures_verify_only_as_sr25519_and_only_for_their_message():
+    key = CoreKeypair.generate(SR25519)
+    signature = key.sign(b"aggregate 7")
+    assert len(signature) == 64 and key.crypto_type == 1 and key.ss58_address == key.address
+    assert verify(key.public_key, b"aggregate 7", signature, SR25519)
+    assert verify_address(key.address, b"aggregate 7", signature, SR25519)
+    assert not verify(key.public_key, b"aggregate 7", signature)            # read as ed25519
+    assert not verify(key.public_key, b"aggregate 8", signature, SR25519)
+    assert not verify(CoreKeypair.generate().public_key, b"aggregate 7", signature, SR25519)
+    flipped = bytes([signature[0] ^ 1]) + signature[1:]
+    assert not verify(key.public_key, b"aggregate 7", flipped, SR25519)
+    assert not verify(key.public_key, b"aggregate 7", signature, "ecdsa")    # unknown scheme: never valid
+
+
+@pytest.mark.parametrize("signature", [bytes(64), b"\xff" * 64, b"short", b"x" * 65, None])
+def test_sr25519_verify_returns_false_on_garbage(signature):
+    assert verify(CoreKeypair.generate().public_key, b"m", signature, SR25519) is False
+
+
+def test_an_ed25519_key_held_by_the_sdk_core_signs_as_ours_does():
+    core = CoreKeypair(bittensor_core.Keypair.create_from_seed(RFC8032_SEED, bittensor_core.CRYPTO_ED25519))
+    assert core.scheme == ED25519 and core.public_key == RFC8032_PUBLIC
+    assert core.sign(bytes([0x72])) == RFC8032_SIGNATURE == Keypair.from_seed(RFC8032_SEED).sign(bytes([0x72]))
+    assert repr(core) == f"CoreKeypair(ed25519, {core.address})"   # never the secret
+
+
+def test_unknown_scheme_cannot_be_generated():
+    with pytest.raises(ValueError, match="unknown key scheme 'ecdsa'"):
+        CoreKeypair.generate("ecdsa")

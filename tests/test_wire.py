@@ -20,7 +20,7 @@ from subnet.compression.codec import Packet, decode_packet, encode_tensors
 from subnet.compression.spec import PACKET_MAX_HEADER_BYTES, CodecSpec
 from subnet.config import CompressionConfig, load_preset
 from subnet.hashing import sha256_hex
-from subnet.keys import Keypair
+from subnet.keys import SR25519, CoreKeypair, Keypair
 from subnet.model import param_shapes
 from subnet.wire.aggregate import (
     GENESIS_PREV,
@@ -309,7 +309,11 @@ def test_every_signed_json_refusal_names_its_problem():
          r"hotkey '5z+' is not a valid SS58 address$"),
         (good, dict(expected_hotkey=other.address), "wrong_hotkey", rf"signed by {key.address}, expected {other.address}$"),
         (canonical_json({**document, "hotkey": other.address}), dict(expected_hotkey=other.address), "bad_signature",
-         rf"signature does not verify for hotkey {other.address}$"),
+         rf"signature does not verify for ed25519 hotkey {other.address}$"),
+        (canonical_json({**document, "scheme": "ed25519"}), {}, "bad_scheme",
+         r"signature scheme 'ed25519' is not 'sr25519'$"),
+        (canonical_json({**document, "scheme": ["sr25519"]}), {}, "bad_scheme",
+         r"signature scheme \"\['sr25519'\]\" is not 'sr25519'$"),
         (sign_json({"wire_format": "tessera-wire-v0", "kind": "x"}, key), {}, "wrong_version",
          rf"wire_format 'tessera-wire-v0', expected '{WIRE_VERSION}'$"),
         (good, dict(expected_kind="y"), "wrong_kind", r"kind 'x', expected 'y'$"),
@@ -907,3 +911,28 @@ def test_an_empty_aggregate_says_nothing_was_aggregated(setup):
     with pytest.raises(WireError) as info:
         decode_aggregate(obj, setup.spec, _aggregate_expect(prev_aggregate_sha256=BASE))
     assert info.value.reason == "broken_lineage"
+
+
+def test_an_sr25519_author_names_its_scheme_and_is_verified_under_it(setup):
+    """Operators' Bittensor hotkeys are sr25519: their gradients and documents verify as such, the
+    scheme is signed (dropping or changing it breaks the signature), ed25519 objects carry none."""
+    from subnet.wire.signing import verify_safetensors
+    author = CoreKeypair.generate(SR25519)
+    data = encode_gradient(setup.packet, author, window=12, uid=3, base_model_hash=BASE)
+    assert _read_header(data)["__metadata__"]["scheme"] == "sr25519"
+    assert "scheme" not in _read_header(setup.data)["__metadata__"]
+    dense = _decode(setup, data, hotkey=author.address).dense()
+    assert all(torch.equal(dense[n], setup.transmitted[n]) for n in setup.spec.shapes)
+    limits = dict(max_bytes=1 << 24, max_header_bytes=1 << 20, expected_hotkey=author.address)
+    for edit, reason in ((lambda m: m.pop("scheme"), "bad_signature"), (lambda m: m.update(scheme="ed25519"), "bad_scheme")):
+        with pytest.raises(WireError) as info:
+            verify_safetensors(_reframe(data, edit), **limits)
+        assert info.value.reason == reason
+    raw = sign_json({"wire_format": WIRE_VERSION, "kind": "x", "n": 1}, author)
+    assert json.loads(raw)["scheme"] == "sr25519"
+    assert verify_json(raw, expected_hotkey=author.address, expected_kind="x")["n"] == 1
+    stripped = canonical_json({k: v for k, v in json.loads(raw).items() if k != "scheme"})
+    with pytest.raises(WireError, match="^bad_signature: signature does not verify for ed25519 hotkey"):
+        verify_json(stripped, expected_hotkey=author.address, expected_kind="x")
+    ed = Keypair.generate()   # re-signing an sr25519 document by an ed25519 key drops the scheme
+    assert "scheme" not in json.loads(sign_json(json.loads(raw), ed))

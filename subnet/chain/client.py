@@ -21,7 +21,7 @@ import aiohttp
 
 from subnet.chain.envelope import ChainError, sign_envelope
 from subnet.hashing import is_hex64
-from subnet.keys import Keypair
+from subnet.keys import Signer
 
 
 class ChainCallError(ChainError):
@@ -183,7 +183,7 @@ class ChainClient:
     async def _chain_nonce(self, address: str) -> int:
         return (await self.get_account(address))["nonce"]
 
-    async def _call(self, signer: Keypair, call: str, params: dict) -> dict:
+    async def _call(self, signer: Signer, call: str, params: dict) -> dict:
         address = signer.address
         lock = self._locks.setdefault(address, asyncio.Lock())
         async with lock:  # one signer's calls leave in nonce order
@@ -209,29 +209,29 @@ class ChainClient:
                     else:
                         raise
 
-    async def transfer(self, coldkey: Keypair, dest: str, amount: int) -> dict:
+    async def transfer(self, coldkey: Signer, dest: str, amount: int) -> dict:
         return await self._call(coldkey, "transfer", {"dest": dest, "amount": amount})
 
-    async def burned_register(self, coldkey: Keypair, netuid: int, hotkey: str) -> dict:
+    async def burned_register(self, coldkey: Signer, netuid: int, hotkey: str) -> dict:
         return await self._call(coldkey, "burned_register", {"netuid": netuid, "hotkey": hotkey})
 
-    async def add_stake(self, coldkey: Keypair, netuid: int, hotkey: str, amount: int,
+    async def add_stake(self, coldkey: Signer, netuid: int, hotkey: str, amount: int,
                         limit_price: float | None = None, allow_partial: bool = True) -> dict:
         params = {"netuid": netuid, "hotkey": hotkey, "amount": amount}
         if limit_price is not None:
             params.update(limit_price=limit_price, allow_partial=allow_partial)
         return await self._call(coldkey, "add_stake", params)
 
-    async def unstake(self, coldkey: Keypair, netuid: int, hotkey: str, amount: int,
+    async def unstake(self, coldkey: Signer, netuid: int, hotkey: str, amount: int,
                       limit_price: float | None = None, allow_partial: bool = True) -> dict:
         params = {"netuid": netuid, "hotkey": hotkey, "amount": amount}
         if limit_price is not None:
             params.update(limit_price=limit_price, allow_partial=allow_partial)
         return await self._call(coldkey, "remove_stake", params)
 
-    async def set_weights(self, hotkey: Keypair, netuid: int, uids: list[int], weights: list[int]) -> dict:
+    async def set_weights(self, hotkey: Signer, netuid: int, uids: list[int], weights: list[int]) -> dict:
         return await self._call(hotkey, "set_weights", {"netuid": netuid, "uids": list(uids),
                                                         "weights": list(weights)})
 
-    async def commit(self, hotkey: Keypair, netuid: int, data: str) -> dict:
+    async def commit(self, hotkey: Signer, netuid: int, data: str) -> dict:
         return await self._call(hotkey, "commit", {"netuid": netuid, "data": data})

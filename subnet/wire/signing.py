@@ -7,7 +7,8 @@ spaces to a multiple of 8 bytes. The signed digest is
     sha256(canonical JSON of the header with ``__metadata__["signature"]`` removed || data section)
 
 and ``__metadata__`` carries ``hotkey`` (the author's SS58 address, covered by the digest) and
-``signature`` (128 lowercase hex digits). A reader rejects a header that is not exactly canonical, so
+``signature`` (128 lowercase hex digits). An sr25519 author also writes ``scheme: "sr25519"``
+(covered by the digest too); without it the signature is ed25519, so ed25519 objects are unchanged. A reader rejects a header that is not exactly canonical, so
 any change to any byte either fails a check or changes the digest. JSON documents are signed the
 same way over their canonical JSON without the ``signature`` field, and must be byte-canonical too.
 
@@ -24,7 +25,7 @@ from dataclasses import dataclass
 
 from subnet.errors import InputRejected
 from subnet.hashing import sha256_hex
-from subnet.keys import Keypair, is_valid_address, verify_address
+from subnet.keys import ED25519, SCHEMES, Signer, is_valid_address, verify_address
 from subnet.safetensors_header import HeaderError, read_header, strict_json
 
 WIRE_VERSION = "tessera-wire-v1"
@@ -84,7 +85,15 @@ class SignedObject:
     parsed: object = None   # the `SafetensorsHeader`, for the codec's later stages
 
 
-def sign_safetensors(data: bytes, keypair: Keypair, metadata: dict[str, str] | None = None) -> bytes:
+def _mark_scheme(fields: dict, keypair: Signer) -> None:
+    """Name the signature scheme in the signed fields unless it is ed25519 (the default)."""
+    if keypair.scheme == ED25519:
+        fields.pop("scheme", None)
+    else:
+        fields["scheme"] = keypair.scheme
+
+
+def sign_safetensors(data: bytes, keypair: Signer, metadata: dict[str, str] | None = None) -> bytes:
     """Rewrite a (trusted, locally made) safetensors object with canonical header, extra
     ``metadata``, the author's hotkey and the signature. The data section is unchanged."""
     (header_len,) = struct.unpack("<Q", data[:8])
@@ -92,6 +101,7 @@ def sign_safetensors(data: bytes, keypair: Keypair, metadata: dict[str, str] | N
     merged = dict(header.get("__metadata__") or {})
     merged.update(metadata or {})
     merged["hotkey"] = keypair.address
+    _mark_scheme(merged, keypair)
     merged.pop("signature", None)
     header["__metadata__"] = merged
     data_section = memoryview(data)[8 + header_len:]
@@ -100,19 +110,24 @@ def sign_safetensors(data: bytes, keypair: Keypair, metadata: dict[str, str] | N
 
 
 def check_signer(hotkey: object, signature: object, expected_hotkey: str, what: str,
-                 digest: Callable[[], bytes]) -> None:
+                 digest: Callable[[], bytes], scheme: object = None) -> None:
     """Signature checks shared by signed safetensors and signed JSON, cheapest first: presence, hex
-    form, address form, expected author, then ed25519 over `digest()`."""
+    form, scheme, address form, expected author, then the scheme's verification over `digest()`.
+    `scheme` is the signed field (None: ed25519)."""
     if not isinstance(hotkey, str) or not isinstance(signature, str):
         raise WireError("unsigned", f"{what} carries no hotkey or no signature")
     if not _SIGNATURE_HEX.fullmatch(signature):
         raise WireError("bad_signature_format", "signature must be 128 lowercase hex digits")
+    if scheme is None:
+        scheme = ED25519
+    elif scheme not in SCHEMES or scheme == ED25519:   # ed25519 is never written: one encoding per object
+        raise WireError("bad_scheme", f"signature scheme {str(scheme)[:40]!r} is not {SCHEMES[1]!r}")
     if not is_valid_address(hotkey):
         raise WireError("bad_hotkey", f"hotkey {hotkey[:60]!r} is not a valid SS58 address")
     if expected_hotkey is not ANY_SIGNER and hotkey != expected_hotkey:
         raise WireError("wrong_hotkey", f"signed by {hotkey}, expected {expected_hotkey}")
-    if not verify_address(hotkey, digest(), bytes.fromhex(signature)):
-        raise WireError("bad_signature", f"signature does not verify for hotkey {hotkey}")
+    if not verify_address(hotkey, digest(), bytes.fromhex(signature), scheme):
+        raise WireError("bad_signature", f"signature does not verify for {scheme} hotkey {hotkey}")
 
 
 class _AnySigner(str):
@@ -136,15 +151,16 @@ def verify_safetensors(data: bytes, max_bytes: int, max_header_bytes: int, expec
     hotkey = metadata.get("hotkey")
     data_section = memoryview(data)[parsed.data_start:]
     check_signer(hotkey, metadata.get("signature"), expected_hotkey, "object",
-                 lambda: _signed_digest(parsed.header, data_section))
+                 lambda: _signed_digest(parsed.header, data_section), metadata.get("scheme"))
     return SignedObject(header=parsed.header, metadata=metadata, data_start=parsed.data_start,
                         sha256=sha256_hex(data), hotkey=hotkey, parsed=parsed)
 
 
-def sign_json(document: dict, keypair: Keypair) -> bytes:
-    """Canonical JSON bytes of ``document`` plus ``hotkey`` and ``signature``."""
+def sign_json(document: dict, keypair: Signer) -> bytes:
+    """Canonical JSON bytes of ``document`` plus ``hotkey``, ``scheme`` (sr25519 only) and ``signature``."""
     body = {k: v for k, v in document.items() if k != "signature"}
     body["hotkey"] = keypair.address
+    _mark_scheme(body, keypair)
     signature = keypair.sign(hashlib.sha256(canonical_json(body)).digest()).hex()
     return canonical_json({**body, "signature": signature})
 
@@ -161,7 +177,7 @@ def verify_json(data: bytes, *, expected_hotkey: str, expected_kind: str, max_by
         raise WireError("non_canonical_header", "document is not in canonical form")
     body = {k: v for k, v in document.items() if k != "signature"}
     check_signer(document.get("hotkey"), document.get("signature"), expected_hotkey, "document",
-                 lambda: hashlib.sha256(canonical_json(body)).digest())
+                 lambda: hashlib.sha256(canonical_json(body)).digest(), document.get("scheme"))
     if document.get("wire_format") != WIRE_VERSION:
         raise WireError("wrong_version", f"wire_format {document.get('wire_format')!r}, expected {WIRE_VERSION!r}")
     if document.get("kind") != expected_kind:

@@ -226,7 +226,8 @@ def test_long_lived_client_survives_a_chain_reset(tmp_path, actors):
 
 def test_a_bad_signature_on_an_unchanged_chain_is_raised(chain, actors):
     """Only a changed genesis is worth a retry: a signature that is just wrong fails at once."""
-    impostor = types.SimpleNamespace(address=actors.miners_cold[0].address, sign=actors.miners_cold[1].sign)
+    impostor = types.SimpleNamespace(address=actors.miners_cold[0].address, sign=actors.miners_cold[1].sign,
+                                     scheme=actors.miners_cold[1].scheme)
 
     async def scenario():
         async with ChainClient(chain.url) as client:

@@ -7,7 +7,7 @@ import pytest
 
 from subnet.chain.envelope import ChainError, call_message, check_signature, parse_envelope, sign_envelope
 from subnet.errors import InputRejected
-from subnet.keys import Keypair
+from subnet.keys import SR25519, CoreKeypair, Keypair
 
 GENESIS = "ab" * 32
 CALLS = {"transfer", "commit"}
@@ -37,10 +37,28 @@ def test_signed_envelope_verifies_and_any_change_breaks_it():
         assert err.value.reason == "bad_signature" and err.value.status == 401
 
 
+def test_sr25519_envelope_names_its_scheme_and_verifies_only_under_it():
+    key = CoreKeypair.generate(SR25519)
+    body = sign_envelope(key, "transfer", {"dest": key.address, "amount": 5}, 3, GENESIS)
+    assert body["scheme"] == "sr25519"
+    check_signature(parse_envelope(body, CALLS), GENESIS)
+    stripped = {k: v for k, v in body.items() if k != "scheme"}   # the same signature read as ed25519
+    with pytest.raises(ChainError) as err:
+        check_signature(parse_envelope(stripped, CALLS), GENESIS)
+    assert err.value.reason == "bad_signature"
+    with pytest.raises(ChainError):   # the scheme is covered: another nonce breaks it as for ed25519
+        check_signature(parse_envelope({**body, "nonce": 4}, CALLS), GENESIS)
+    ed = sign_envelope(Keypair.generate(), "transfer", {"dest": key.address, "amount": 5}, 3, GENESIS)
+    assert "scheme" not in ed   # ed25519 envelopes are byte-for-byte what they were
+
+
 @pytest.mark.parametrize("mutate,reason,names", [
     (lambda b: [b], "malformed", "call must be a JSON object"),
     (lambda b: {**b, "extra": 1}, "malformed",
-     r"call must have exactly the keys \['call', 'nonce', 'params', 'signature', 'signer'\], got \[.*'extra'"),
+     r"call must have exactly the keys \['call', 'nonce', 'params', 'signature', 'signer'\] \(and optionally "
+     r"\['scheme'\]\), got \[.*'extra'"),
+    (lambda b: {**b, "scheme": "ed25519"}, "bad_signature", "scheme 'ed25519' is not 'sr25519'"),
+    (lambda b: {**b, "scheme": "ecdsa"}, "bad_signature", "scheme 'ecdsa' is not 'sr25519'"),
     (lambda b: {**b, "call": "mint"}, "unknown_call", "unknown call 'mint'; known: commit, transfer"),
     (lambda b: {**b, "params": [1]}, "malformed", "params must be an object"),
     (lambda b: {**b, "signer": "nope"}, "bad_address", "signer 'nope' is not an SS58 address"),
