@@ -167,7 +167,7 @@ class Harness:
         out = {}
         for spec in self.net.neurons:
             wallet = load_wallet(spec.name, self.net.wallet_dir)
-            for key in (wallet.coldkey.address, wallet.hotkey.address):
+            for key in (wallet.coldkey_address, wallet.hotkey.address):
                 account = self.get(f"/accounts/{key}")
                 if account is not None:
                     out[key] = account["nonce"]

@@ -25,7 +25,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 
-from subnet.chain.client import ChainClient
+from subnet.chain.backend import open_chain
 from subnet.compression.spec import CodecSpec
 from subnet.data import TokenDataset
 from subnet.hashing import sha256_hex
@@ -117,7 +117,7 @@ class Miner:
         self.settings, self.log = settings, log
         self.preset = settings.preset
         self.spec = CodecSpec.from_preset(self.preset)
-        self.chain = ChainClient(settings.chain_url)
+        self.chain = open_chain(settings.chain_url)
         self.view = NetworkView(self.chain, settings.netuid)
         self.writer = StorageClient(settings.storage.write)
         self.bucket = settings.storage.bucket

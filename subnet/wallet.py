@@ -1,9 +1,23 @@
-"""Wallets on disk: WALLET_DIR/NAME/{coldkey,hotkey}, each a JSON file with the key's
-hex seed and SS58 address.
+"""Wallets on disk, in the Bittensor SDK's keyfile layout (the one `btcli` reads and writes):
 
-Files are written atomically with mode 0600 inside a 0700 directory. The default
-wallet directory is ~/.tessera/wallets, overridden by $TESSERA_WALLET_DIR, overridden
-by an explicit ``dir`` argument (``--wallet-dir`` on the command line).
+    DIR/NAME/coldkey                  the coldkey (a JSON keyfile, NaCl-encrypted when it has a password)
+    DIR/NAME/coldkeypub.txt           its public half: the address, read without unlocking anything
+    DIR/NAME/hotkeys/HOTKEY           a hotkey (named "default" unless told otherwise)
+    DIR/NAME/hotkeys/HOTKEYpub.txt
+
+An operator's existing wallets (~/.bittensor/wallets: sr25519 or ed25519, encrypted coldkeys) load as
+they are with `--wallet-dir ~/.bittensor/wallets`. The coldkey is unlocked only when a call needs it
+(registration, staking), with its password from `BT_WALLET_PASSWORD`, `BT_WALLET_PASSWORD_FILE`, the
+SDK's per-key variable, or a prompt on a terminal; a process without a terminal never waits for one.
+
+`subnet wallet create` writes the same layout through the SDK, with ed25519 keys and no password by
+default: dev wallets hold nothing of value, and ed25519 signs deterministically, so a re-signed retry
+is byte-identical and an object's storage timestamp never moves (sr25519 signatures are randomised).
+`--scheme sr25519` and `--password` make btcli-default keys. Wallets of Tessera's first format
+(NAME/coldkey and NAME/hotkey, JSON holding a hex seed) still load, read-only.
+
+The default wallet directory is ~/.tessera/wallets, overridden by $TESSERA_WALLET_DIR, overridden by
+an explicit ``dir`` argument (``--wallet-dir`` on the command line).
 """
 
 from __future__ import annotations
@@ -11,16 +25,23 @@ from __future__ import annotations
 import json
 import os
 import re
-from dataclasses import dataclass
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from subnet.files import atomic_write
-from subnet.keys import SS58_PREFIX, Keypair
+import bittensor_core
+from bittensor.wallet import Wallet as SdkWallet
+from bittensor.wallets import resolve_wallet_password
+
+from subnet.keys import ED25519, SCHEMES, SR25519, CoreKeypair, Keypair, Signer
 
 WALLET_DIR_ENV = "TESSERA_WALLET_DIR"
 DEFAULT_WALLET_DIR = Path("~/.tessera/wallets")
-KEY_NAMES = ("coldkey", "hotkey")
+BITTENSOR_WALLET_DIR = Path("~/.bittensor/wallets")
+DEFAULT_HOTKEY = "default"
 WALLET_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}")
+_CRYPTO = {ED25519: bittensor_core.CRYPTO_ED25519, SR25519: bittensor_core.CRYPTO_SR25519}
 
 
 class WalletError(Exception):
@@ -31,12 +52,34 @@ class WalletExistsError(WalletError, FileExistsError):
     pass
 
 
-@dataclass(frozen=True)
+@dataclass(eq=False)
 class Wallet:
+    """A coldkey (its address always; the key itself once unlocked) and one hotkey. Two wallets are
+    equal when they hold the same keys under the same name and place."""
+
     name: str
     path: Path
-    coldkey: Keypair
-    hotkey: Keypair
+    hotkey: Signer
+    coldkey_address: str
+    hotkey_name: str = DEFAULT_HOTKEY
+    _unlock: Callable[[], Signer] | None = field(default=None, repr=False)
+    _coldkey: Signer | None = field(default=None, repr=False)
+
+    @property
+    def coldkey(self) -> Signer:
+        """The coldkey, unlocked on first use (a password may be asked for)."""
+        if self._coldkey is None:
+            key = self._unlock()
+            if key.address != self.coldkey_address:
+                raise WalletError(f"wallet {self.name!r}: the coldkey does not match its coldkeypub.txt")
+            self._coldkey = key
+        return self._coldkey
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Wallet):
+            return NotImplemented
+        return (self.name, self.path, self.hotkey_name, self.hotkey.address, self.coldkey_address) == \
+            (other.name, other.path, other.hotkey_name, other.hotkey.address, other.coldkey_address)
 
 
 def resolve_wallet_dir(dir: str | os.PathLike | None = None) -> Path:
@@ -45,10 +88,10 @@ def resolve_wallet_dir(dir: str | os.PathLike | None = None) -> Path:
     return Path(chosen).expanduser()
 
 
-def _check_name(name: str) -> None:
+def _check_name(name: str, what: str = "wallet") -> None:
     if not WALLET_NAME.fullmatch(name or ""):
         raise WalletError(
-            f"invalid wallet name {name!r}: use letters, digits, '_', '.', '-' (not starting with '.' or '-')"
+            f"invalid {what} name {name!r}: use letters, digits, '_', '.', '-' (not starting with '.' or '-')"
         )
 
 
@@ -62,17 +105,61 @@ def _make_private_dir(path: Path, tighten_existing: bool) -> None:
         path.chmod(0o700)
 
 
-def _key_document(keypair: Keypair) -> str:
-    document = {
-        "seed_hex": keypair.seed.hex(),
-        "public_key_hex": keypair.public_key.hex(),
-        "ss58_address": keypair.address,
-        "ss58_prefix": SS58_PREFIX,
-    }
-    return json.dumps(document, indent=2) + "\n"
+def _keyfile_error(path: str, error: Exception) -> WalletError:
+    if isinstance(error, FileNotFoundError):
+        return WalletError(f"key file {path} is missing")
+    if isinstance(error, bittensor_core.WrongPasswordError):
+        return WalletError(f"key file {path}: wrong password")
+    return WalletError(f"key file {path} is unreadable: {error}")
 
 
-def _read_key(path: Path) -> Keypair:
+def _read_keyfile(keyfile, password: str | None = None) -> CoreKeypair:
+    """A keyfile of the SDK's layout, decrypted with `password` when it is encrypted."""
+    try:
+        return CoreKeypair(keyfile.get_keypair(password))
+    except (OSError, ValueError, TypeError, bittensor_core.KeyfileError) as error:
+        raise _keyfile_error(keyfile.path, error) from None
+
+
+def _public_address(keyfile) -> str:
+    try:
+        return str(keyfile.get_keypair().ss58_address)
+    except (OSError, ValueError, TypeError, bittensor_core.KeyfileError) as error:
+        raise _keyfile_error(keyfile.path, error) from None
+
+
+def _coldkey_unlocker(sdk: SdkWallet, password: str | None) -> Callable[[], Signer]:
+    def unlock() -> Signer:
+        keyfile = sdk.coldkey_file
+        secret = None
+        if keyfile.is_encrypted():
+            try:
+                secret = resolve_wallet_password(sdk, password=password)
+            except ValueError as error:   # an unreadable BT_WALLET_PASSWORD_FILE
+                raise WalletError(f"wallet {sdk.name!r}: {error}") from None
+            if secret is None and not sys.stdin.isatty():
+                raise WalletError(f"the coldkey of wallet {sdk.name!r} is encrypted: set BT_WALLET_PASSWORD "
+                                  "(or BT_WALLET_PASSWORD_FILE), or run in a terminal to be asked")
+        return _read_keyfile(keyfile, secret)
+    return unlock
+
+
+def _load_sdk_wallet(name: str, root: Path, hotkey: str, password: str | None) -> Wallet:
+    sdk = SdkWallet(name, hotkey, str(root))
+    hotkey_key = _read_keyfile(sdk.hotkey_file)
+    if Path(sdk.hotkeypub_file.path).is_file() and _public_address(sdk.hotkeypub_file) != hotkey_key.address:
+        raise WalletError(f"key file {sdk.hotkey_file.path}: its address does not match {sdk.hotkeypub_file.path}")
+    if Path(sdk.coldkeypub_file.path).is_file():
+        coldkey_address = _public_address(sdk.coldkeypub_file)
+        unlock = _coldkey_unlocker(sdk, password)
+        return Wallet(name=name, path=root / name, hotkey=hotkey_key, coldkey_address=coldkey_address,
+                      hotkey_name=hotkey, _unlock=unlock)
+    coldkey = _coldkey_unlocker(sdk, password)()   # no public half: the address needs the key itself
+    return Wallet(name=name, path=root / name, hotkey=hotkey_key, coldkey_address=coldkey.address,
+                  hotkey_name=hotkey, _coldkey=coldkey)
+
+
+def _read_legacy_key(path: Path) -> Keypair:
     try:
         document = json.loads(path.read_text(encoding="utf-8"))
         keypair = Keypair.from_seed_hex(document["seed_hex"])
@@ -85,41 +172,60 @@ def _read_key(path: Path) -> Keypair:
     return keypair
 
 
-def create_wallet(name: str, dir: str | os.PathLike | None = None, overwrite: bool = False) -> Wallet:
-    """Create wallet ``name`` with fresh coldkey and hotkey; refuses to replace an
-    existing wallet unless ``overwrite``."""
+def _is_legacy(wallet_path: Path) -> bool:
+    return (wallet_path / "hotkey").is_file() and not (wallet_path / "hotkeys").is_dir()
+
+
+def create_wallet(name: str, dir: str | os.PathLike | None = None, overwrite: bool = False, *,
+                  scheme: str = ED25519, password: str | None = None, hotkey: str = DEFAULT_HOTKEY) -> Wallet:
+    """Create wallet ``name`` with a fresh coldkey and hotkey in the SDK's layout; refuses to replace
+    an existing wallet unless ``overwrite``. ``password`` encrypts the coldkey (as btcli does)."""
     _check_name(name)
-    wallet_path = resolve_wallet_dir(dir) / name
-    existing = [key for key in KEY_NAMES if (wallet_path / key).exists()]
+    _check_name(hotkey, "hotkey")
+    if scheme not in SCHEMES:
+        raise WalletError(f"unknown key scheme {scheme!r}: use {' or '.join(SCHEMES)}")
+    root = resolve_wallet_dir(dir)
+    wallet_path = root / name
+    existing = [str(p.relative_to(wallet_path)) for p in
+                (wallet_path / "coldkey", wallet_path / "hotkey", wallet_path / "hotkeys" / hotkey) if p.exists()]
     if existing and not overwrite:
         raise WalletExistsError(
-            f"wallet {name!r} already exists at {wallet_path} ({', '.join(existing)}); "
-            "refusing to overwrite its keys"
+            f"wallet {name!r} already exists at {wallet_path} ({', '.join(existing)}); refusing to overwrite its keys"
         )
-    _make_private_dir(wallet_path.parent, tighten_existing=False)
+    _make_private_dir(root, tighten_existing=False)
     _make_private_dir(wallet_path, tighten_existing=True)
-    keys = {key: Keypair.generate() for key in KEY_NAMES}
-    for key, keypair in keys.items():
-        atomic_write(wallet_path / key, _key_document(keypair), mode=0o600)  # never half a key
-    return Wallet(name=name, path=wallet_path, coldkey=keys["coldkey"], hotkey=keys["hotkey"])
+    (wallet_path / "hotkey").unlink(missing_ok=True)   # an overwritten first-format wallet
+    sdk = SdkWallet(name, hotkey, str(root))
+    try:
+        sdk.create_new_coldkey(use_password=password is not None, coldkey_password=password, overwrite=True,
+                               suppress=True, crypto_type=_CRYPTO[scheme])
+        sdk.create_new_hotkey(use_password=False, overwrite=True, suppress=True, crypto_type=_CRYPTO[scheme])
+    except (OSError, ValueError, bittensor_core.KeyfileError) as error:
+        raise WalletError(f"cannot write wallet {name!r} at {wallet_path}: {error}") from None
+    _make_private_dir(wallet_path / "hotkeys", tighten_existing=True)
+    return load_wallet(name, root, hotkey=hotkey, password=password)
 
 
-def load_wallet(name: str, dir: str | os.PathLike | None = None) -> Wallet:
+def load_wallet(name: str, dir: str | os.PathLike | None = None, *, hotkey: str = DEFAULT_HOTKEY,
+                password: str | None = None) -> Wallet:
+    """The wallet ``name`` with hotkey ``hotkey``; its coldkey is unlocked when first used."""
     _check_name(name)
-    wallet_path = resolve_wallet_dir(dir) / name
+    _check_name(hotkey, "hotkey")
+    root = resolve_wallet_dir(dir)
+    wallet_path = root / name
     if not wallet_path.is_dir():
         raise WalletError(f"no wallet {name!r} at {wallet_path}")
-    return Wallet(
-        name=name,
-        path=wallet_path,
-        coldkey=_read_key(wallet_path / "coldkey"),
-        hotkey=_read_key(wallet_path / "hotkey"),
-    )
+    if _is_legacy(wallet_path):
+        coldkey = _read_legacy_key(wallet_path / "coldkey")
+        return Wallet(name=name, path=wallet_path, hotkey=_read_legacy_key(wallet_path / "hotkey"),
+                      coldkey_address=coldkey.address, _coldkey=coldkey)
+    return _load_sdk_wallet(name, root, hotkey, password)
 
 
 def list_wallets(dir: str | os.PathLike | None = None) -> list[str]:
-    """Names of the wallets (directories holding a coldkey file), sorted."""
+    """Names of the wallets (directories holding a coldkey or its public half), sorted."""
     root = resolve_wallet_dir(dir)
     if not root.is_dir():
         return []
-    return sorted(entry.name for entry in root.iterdir() if (entry / "coldkey").is_file())
+    return sorted(entry.name for entry in root.iterdir()
+                  if (entry / "coldkey").is_file() or (entry / "coldkeypub.txt").is_file())

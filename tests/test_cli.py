@@ -58,9 +58,9 @@ def test_wallet_errors(tmp_path):
                      1, "'alice' already exists")
 
     create_wallet("bob", wallets)
-    (wallets / "alice" / "hotkey").write_text("{not json")
+    (wallets / "alice" / "hotkeys" / "default").write_text("{not json")
     listed = subnet("wallet", "list", "--wallet-dir", str(wallets), cwd=tmp_path)
-    assert_one_error(listed, 1, str(wallets / "alice" / "hotkey"), "unreadable")
+    assert_one_error(listed, 1, str(wallets / "alice" / "hotkeys" / "default"), "unreadable")
     assert "bob" in listed.stdout and "alice" not in listed.stdout  # the good wallet is still listed
 
 

@@ -25,7 +25,8 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import torch
 
-from subnet.chain.client import ChainCallError, ChainClient
+from subnet.chain.backend import open_chain
+from subnet.chain.client import ChainCallError
 from subnet.compression.spec import CodecSpec
 from subnet.data import TokenDataset
 from subnet.errors import InputRejected
@@ -129,7 +130,7 @@ class Validator:
         self.preset = settings.preset
         self.protocol = self.preset.protocol
         self.spec = CodecSpec.from_preset(self.preset)
-        self.chain = ChainClient(settings.chain_url)
+        self.chain = open_chain(settings.chain_url)
         self.view = NetworkView(self.chain, settings.netuid)
         self.writer = StorageClient(settings.storage.write)
         self.bucket = settings.storage.bucket
@@ -151,11 +152,12 @@ class Validator:
     async def _stake_and_announce(self) -> None:
         """Stake as neurons.yaml says, and set first weights (to the owner) so this validator is in
         the lead order from its first window."""
-        hotkey, coldkey = self.settings.wallet.hotkey, self.settings.wallet.coldkey
+        wallet = self.settings.wallet
+        hotkey = wallet.hotkey
         if self.settings.stake:
-            have = await self.chain.get_stake(self.settings.netuid, hotkey.address, coldkey.address)
-            if have == 0:
-                await self.chain.add_stake(coldkey, self.settings.netuid, hotkey.address, self.settings.stake)
+            have = await self.chain.get_stake(self.settings.netuid, hotkey.address, wallet.coldkey_address)
+            if have == 0:   # the coldkey is unlocked (a password asked for) only now
+                await self.chain.add_stake(wallet.coldkey, self.settings.netuid, hotkey.address, self.settings.stake)
                 self.log(f"staked {self.settings.stake / 1e9:g} TAO on {hotkey.address}")
         await self.view.refresh()
         if self.uid not in self.view.weight_setters:

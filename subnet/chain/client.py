@@ -148,6 +148,10 @@ class ChainClient:
         data = await self._request("GET", f"/weights/{netuid}")
         return {int(uid): (w["uids"], w["weights"]) for uid, w in data["weights"].items()}
 
+    async def weight_setters(self, netuid: int) -> set[int]:
+        """Uids whose weights are on chain (the lead rule counts only validators that set weights)."""
+        return set(await self.get_weights(netuid))
+
     async def get_balance(self, address: str) -> int:
         return (await self._request("GET", f"/accounts/{address}"))["balance"]
 

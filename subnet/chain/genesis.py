@@ -75,7 +75,7 @@ def _resolve(name: str, where: str, wallet_dir: Path | None, hotkey: bool = Fals
         wallet = load_wallet(name, wallet_dir)
     except WalletError as exc:
         raise GenesisError(f"{where}: {name!r} is neither an SS58 address nor a wallet ({exc})") from None
-    return (wallet.hotkey if hotkey else wallet.coldkey).address
+    return wallet.hotkey.address if hotkey else wallet.coldkey_address
 
 
 def _subnet(data: object, where: str, wallet_dir: Path | None) -> SubnetGenesis:

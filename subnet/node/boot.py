@@ -11,7 +11,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from subnet.chain.client import ChainClient, ChainUnavailable
+from subnet.chain.backend import Chain
+from subnet.chain.client import ChainUnavailable
 from subnet.errors import InputRejected
 from subnet.files import atomic_write
 from subnet.metrics import METRICS_PORT_FILE, serve
@@ -22,12 +23,12 @@ from subnet.node.settings import NodeSettings
 from subnet.node.snapshot import SnapshotError, load_snapshot, prefixed, save_snapshot, unprefixed
 
 
-async def join_subnet(settings: NodeSettings, chain: ChainClient, view: NetworkView, log: Callable[[str], None]) -> int:
+async def join_subnet(settings: NodeSettings, chain: Chain, view: NetworkView, log: Callable[[str], None]) -> int:
     """Register the hotkey if needed, commit the bucket's read access; returns this node's uid."""
-    hotkey, coldkey = settings.wallet.hotkey, settings.wallet.coldkey
+    hotkey = settings.wallet.hotkey
     await view.refresh()
-    if view.uid_of(hotkey.address) is None:
-        await chain.burned_register(coldkey, settings.netuid, hotkey.address)
+    if view.uid_of(hotkey.address) is None:   # the coldkey is unlocked (a password asked for) only now
+        await chain.burned_register(settings.wallet.coldkey, settings.netuid, hotkey.address)
         log(f"registered hotkey {hotkey.address} on subnet {settings.netuid}")
         await view.refresh()
     uid = view.uid_of(hotkey.address)
@@ -136,7 +137,7 @@ async def survive(window: int, step, log: Callable[[str], None], pause: float = 
         return None
 
 
-async def wait_for_block(chain: ChainClient, block: int, poll: float = 0.02) -> int:
+async def wait_for_block(chain: Chain, block: int, poll: float = 0.02) -> int:
     """Wait until the chain's head is at least `block`; returns the head."""
     while True:
         head = await chain.get_current_block()

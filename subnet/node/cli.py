@@ -24,13 +24,16 @@ def build_parser(role: str, description: str) -> argparse.ArgumentParser:
     local.add_argument("--name", help="this neuron's name in FILE")
     explicit = run.add_argument_group("explicit")
     explicit.add_argument("--wallet", help="wallet name (coldkey pays registration, hotkey signs)")
+    explicit.add_argument("--hotkey", default="default", help="hotkey name in the wallet (default: default)")
     explicit.add_argument("--netuid", type=int, help="subnet to join")
     explicit.add_argument("--storage", type=Path, metavar="FILE",
                           help="bucket settings JSON: endpoint, bucket, write key, read key (with --neurons: "
                                "replaces the file's storage for this neuron, e.g. to reach it through a proxy)")
     explicit.add_argument("--stake", type=float, metavar="TAO", help="validator: TAO to stake on its hotkey at start")
     run.add_argument("--chain", metavar="URL", help=f"chain endpoint (default {DEFAULT_CHAIN_URL})")
-    run.add_argument("--wallet-dir", type=Path, metavar="DIR", help="wallets directory (default ~/.tessera/wallets)")
+    run.add_argument("--wallet-dir", type=Path, metavar="DIR",
+                     help="wallets directory, Bittensor's layout (default ~/.tessera/wallets; an operator's "
+                          "btcli wallets: ~/.bittensor/wallets)")
     run.add_argument("--preset", default=DEFAULT_PRESET, help=f"hparams preset (default {DEFAULT_PRESET})")
     run.add_argument("--data", type=Path, metavar="DIR", help="prepared dataset (default: the bundled corpus)")
     run.add_argument("--state-dir", type=Path, metavar="DIR", help="local state (default data/state/NAME)")
@@ -62,7 +65,8 @@ def settings_from_args(args: argparse.Namespace, role: str) -> NodeSettings:
     from amm.units import to_rao
     stake = to_rao(args.stake) if getattr(args, "stake", None) else None
     return from_flags(role, wallet=args.wallet, netuid=args.netuid, chain_url=args.chain or DEFAULT_CHAIN_URL,
-                      storage_file=args.storage, wallet_dir=args.wallet_dir, preset=args.preset, data=args.data,
+                      storage_file=args.storage, wallet_dir=args.wallet_dir, hotkey=args.hotkey,
+                      preset=args.preset, data=args.data,
                       state_dir=args.state_dir, stake=stake, device=args.device, threads=args.threads,
                       metrics_port=args.metrics_port)
 

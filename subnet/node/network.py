@@ -10,7 +10,8 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, field
 
-from subnet.chain.client import ChainCallError, ChainClient, Metagraph
+from subnet.chain.client import ChainCallError, Metagraph
+from subnet.chain.backend import Chain
 from subnet.storage.client import RetryPolicy, StorageClient
 from subnet.storage.commitment import BucketCommitment
 from subnet.storage.discovery import read_bucket_commitments
@@ -31,7 +32,7 @@ def lead_order(uids: list[int], stakes: list[int], permits: list[bool], setters:
 
 @dataclass
 class NetworkView:
-    chain: ChainClient
+    chain: Chain
     netuid: int
     metagraph: Metagraph | None = None
     buckets: dict[str, BucketCommitment] = field(default_factory=dict)  # hotkey -> bucket
@@ -42,11 +43,11 @@ class NetworkView:
     _orders: dict[int, list[int]] = field(default_factory=dict)   # block -> lead order at that block
 
     async def refresh(self) -> None:
-        self.metagraph, peers, weights, pool = await asyncio.gather(
+        self.metagraph, peers, setters, pool = await asyncio.gather(
             self.chain.metagraph(self.netuid), read_bucket_commitments(self.chain, self.netuid),
-            self.chain.get_weights(self.netuid), self.chain.get_pool(self.netuid))
+            self.chain.weight_setters(self.netuid), self.chain.get_pool(self.netuid))
         self.buckets = peers.buckets
-        self.weight_setters = set(weights)
+        self.weight_setters = set(setters)
         self.owner_hotkey = pool.get("owner_hotkey")
 
     @property

@@ -13,6 +13,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from subnet.chain.backend import parse_chain
 from subnet.config import Preset, load_preset
 from subnet.errors import InputRejected
 from subnet.storage.config import NeuronStorage, load_neuron_storage
@@ -35,7 +36,7 @@ class NodeSettings:
     role: str                 # "miner" | "validator"
     wallet: Wallet
     netuid: int
-    chain_url: str
+    chain_url: str            # `--chain`: the dev chain's URL or a Bittensor network (subnet/chain/backend.py)
     storage: NeuronStorage    # own bucket (write key) and the shared read key to commit
     preset: Preset
     data_dir: Path
@@ -95,7 +96,7 @@ def from_neurons_file(path: Path, name: str, role: str, *, wallet_dir: Path | No
     loaded = load_preset(preset)
     return NodeSettings(
         name=name, role=role, wallet=load_wallet(neuron.wallet, wallet_dir), netuid=network.chain.subnets[0].netuid,
-        chain_url=chain_url or DEFAULT_CHAIN_URL, storage=load_neuron_storage(storage_file), preset=loaded,
+        chain_url=parse_chain(chain_url or DEFAULT_CHAIN_URL).endpoint, storage=load_neuron_storage(storage_file), preset=loaded,
         data_dir=data or default_dataset(loaded.model.vocab_size),
         state_dir=state_dir or DEFAULT_DATA_ROOT / "state" / name, stake=neuron.stake,
         behaviour=neuron.behaviour, device=device, threads=threads,
@@ -103,14 +104,15 @@ def from_neurons_file(path: Path, name: str, role: str, *, wallet_dir: Path | No
 
 
 def from_flags(role: str, *, wallet: str, netuid: int, chain_url: str, storage_file: Path,
-               wallet_dir: Path | None = None, preset: str = "tiny", data: Path | None = None,
+               wallet_dir: Path | None = None, hotkey: str = "default", preset: str = "tiny", data: Path | None = None,
                state_dir: Path | None = None, stake: int | None = None, device: str = "cpu",
                threads: int = 1, metrics_port: int | None = None) -> NodeSettings:
     if not Path(storage_file).is_file():
         raise SettingsError(f"--storage {storage_file}: no such file")
     loaded = load_preset(preset)
     return NodeSettings(
-        name=wallet, role=role, wallet=load_wallet(wallet, wallet_dir), netuid=netuid, chain_url=chain_url,
+        name=wallet, role=role, wallet=load_wallet(wallet, wallet_dir, hotkey=hotkey), netuid=netuid,
+        chain_url=parse_chain(chain_url).endpoint,
         storage=load_neuron_storage(storage_file), preset=loaded,
         data_dir=data or default_dataset(loaded.model.vocab_size),
         state_dir=state_dir or DEFAULT_DATA_ROOT / "state" / wallet, stake=stake, device=device, threads=threads,

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from subnet.chain.client import ChainClient
-from subnet.keys import Keypair
+from subnet.chain.backend import Chain
+from subnet.keys import Signer
 from subnet.storage.commitment import BucketCommitment, CommitmentError, format_commitment, parse_commitment
 
 
-async def commit_bucket(chain: ChainClient, hotkey: Keypair, netuid: int, bucket: BucketCommitment) -> str:
+async def commit_bucket(chain: Chain, hotkey: Signer, netuid: int, bucket: BucketCommitment) -> str:
     """Publish a bucket's read access under this hotkey; returns the committed string."""
     text = format_commitment(bucket)
     await chain.commit(hotkey, netuid, text)
@@ -26,7 +26,7 @@ class PeerBuckets:
     rejected: dict[str, str]              # hotkey -> why its commitment was not usable
 
 
-async def read_bucket_commitments(chain: ChainClient, netuid: int) -> PeerBuckets:
+async def read_bucket_commitments(chain: Chain, netuid: int) -> PeerBuckets:
     buckets, rejected = {}, {}
     for hotkey, text in (await chain.get_all_commitments(netuid)).items():
         try:
