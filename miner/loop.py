@@ -28,7 +28,6 @@ import torch
 from subnet.chain.backend import open_chain
 from subnet.compression.spec import CodecSpec
 from subnet.data import TokenDataset
-from subnet.hashing import sha256_hex
 from subnet.metrics import MinerMetrics
 from subnet.model import build_model
 from subnet.node.boot import (
@@ -52,7 +51,7 @@ from subnet.storage.client import StorageClient, StorageError
 from subnet.train import make_optimizer
 from subnet.wire import names
 from subnet.wire.gradient import encode_gradient, encode_intent
-from subnet.wire.signing import ANY_SIGNER, WireError, verify_json
+from subnet.wire.signing import ANY_SIGNER, WireError, signed_content_digest, verify_json
 
 from miner.overlap import Discarded, TrueBase
 
@@ -98,16 +97,27 @@ class MinerWindow:
                 f"stake {self.alpha_stake / 1e9:.4f} | {agg} {self.model_hash[:12]} {self.note}".rstrip())
 
 
-def put_once(client: StorageClient, bucket: str, key: str, data: bytes) -> bool:
-    """Upload unless the same bytes are already stored; returns whether it uploaded."""
+def stored_copy(client: StorageClient, bucket: str, key: str, data: bytes) -> bytes | None:
+    """The object stored at `key` if it holds `data`'s content: the same bytes, or the same signed
+    content under another signature (sr25519 signs randomly, so a miner restarted after its upload
+    signs the same work anew). None when nothing, or something else, is stored."""
     try:
-        stored = client.get(bucket, key, max_bytes=len(data))
+        stored = bytes(client.get(bucket, key, max_bytes=len(data)))
     except StorageError as exc:
         if exc.reason not in ("not_found", "too_large"):
             raise
-    else:
-        if sha256_hex(bytes(stored)) == sha256_hex(data):
-            return False
+        return None
+    if stored == data:
+        return stored
+    digest = signed_content_digest(data)
+    return stored if digest is not None and signed_content_digest(stored) == digest else None
+
+
+def put_once(client: StorageClient, bucket: str, key: str, data: bytes) -> bool:
+    """Upload unless the same content is already stored (an overwrite would move the object's
+    timestamp, which the copy check reads); returns whether it uploaded."""
+    if stored_copy(client, bucket, key, data) is not None:
+        return False
     client.put(bucket, key, data)
     return True
 
@@ -380,8 +390,12 @@ class Miner:
         started = time.monotonic()
         if self.sybil is not None and self.sybil_works:
             await self._share_with_twin(window, data)
+        key = names.gradient_key(window, self.uid)
+        stored = await asyncio.to_thread(stored_copy, self.writer, self.bucket, key, data)
+        data = stored or data   # uploaded before a restart: its intent names the bytes stored then
         await self._put_intent(window, data)
-        await asyncio.to_thread(put_once, self.writer, self.bucket, names.gradient_key(window, self.uid), data)
+        if stored is None:
+            await asyncio.to_thread(self.writer.put, self.bucket, key, data)
         stats.upload_s = time.monotonic() - started
         stats.bytes_up = len(data)
         self.uploaded_window = window

@@ -180,3 +180,13 @@ def test_an_ed25519_key_held_by_the_sdk_core_signs_as_ours_does():
 def test_unknown_scheme_cannot_be_generated():
     with pytest.raises(ValueError, match="unknown key scheme 'ecdsa'"):
         CoreKeypair.generate("ecdsa")
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(min_size=32, max_size=32))
+def test_our_ss58_agrees_with_the_bittensor_sdks(public_key):
+    """Ours stays for its refusals that name the fault (length, prefix, checksum) on hostile input;
+    it must agree with the SDK's core on every key."""
+    address = ss58_encode(public_key)
+    assert address == bittensor_core.ss58_encode(public_key, 42)
+    assert bytes(bittensor_core.ss58_decode(address)) == ss58_decode(address) == public_key

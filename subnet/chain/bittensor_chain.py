@@ -18,6 +18,7 @@ weighs it), the figure that gives validator permits and that the lead rule order
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -111,10 +112,14 @@ class BittensorChain:
     `client` replaces the SDK client (tests give one whose substrate is recorded)."""
 
     def __init__(self, network: str, timeout: float = 30.0, retries: int = 5, backoff: float = 0.5,
-                 write_timeout: float = 120.0, client: Any = None):
+                 write_timeout: float = 120.0, head_cache_s: float = 1.0, client: Any = None):
         self.network = network
         self.url = network
         self.timeout, self.retries, self.backoff, self.write_timeout = timeout, retries, backoff, write_timeout
+        # The processes poll the head several times a second while they wait for a block; a subtensor
+        # block is 12 s and public nodes rate-limit, so a head younger than this is answered from memory.
+        self.head_cache_s = head_cache_s
+        self._head: tuple[float, int] | None = None
         self._client = client
         self._connected = False
 
@@ -187,7 +192,12 @@ class BittensorChain:
 
     # --- queries ------------------------------------------------------------------------------
     async def get_current_block(self) -> int:
-        return int(await self._retry("block", lambda c: c.block()))
+        now = time.monotonic()
+        if self._head is not None and now - self._head[0] < self.head_cache_s:
+            return self._head[1]
+        block = int(await self._retry("block", lambda c: c.block()))
+        self._head = (now, block)
+        return block
 
     async def get_block_timestamp(self, block: int) -> float:
         stamp = await self._retry(f"timestamp of block {block}", lambda c: c.timestamp(block))

@@ -10,7 +10,10 @@ from pathlib import Path
 
 from subnet.chain.cli import port_number
 from subnet.cli import DEFAULT_PRESET, OneLineUsageParser, positive_int, run_command
-from subnet.node.settings import DEFAULT_CHAIN_URL, NodeSettings, SettingsError, from_flags, from_neurons_file
+from subnet.chain.backend import parse_chain
+from subnet.node.settings import (DEFAULT_CHAIN_URL, NodeSettings, SettingsError, from_flags, from_neurons_file,
+                                  load_run_config)
+from subnet.wallet import BITTENSOR_WALLET_DIR
 
 
 def build_parser(role: str, description: str) -> argparse.ArgumentParser:
@@ -23,6 +26,9 @@ def build_parser(role: str, description: str) -> argparse.ArgumentParser:
     local.add_argument("--neurons", type=Path, metavar="FILE", help="the local network file (neurons.yaml)")
     local.add_argument("--name", help="this neuron's name in FILE")
     explicit = run.add_argument_group("explicit")
+    explicit.add_argument("--config", type=Path, metavar="FILE",
+                          help="YAML with the explicit settings (chain, netuid, wallet, storage, preset, data, "
+                               "state_dir, device, threads, stake, metrics_port); flags override it (docs/bittensor.md)")
     explicit.add_argument("--wallet", help="wallet name (coldkey pays registration, hotkey signs)")
     explicit.add_argument("--hotkey", default="default", help="hotkey name in the wallet (default: default)")
     explicit.add_argument("--netuid", type=int, help="subnet to join")
@@ -30,10 +36,12 @@ def build_parser(role: str, description: str) -> argparse.ArgumentParser:
                           help="bucket settings JSON: endpoint, bucket, write key, read key (with --neurons: "
                                "replaces the file's storage for this neuron, e.g. to reach it through a proxy)")
     explicit.add_argument("--stake", type=float, metavar="TAO", help="validator: TAO to stake on its hotkey at start")
-    run.add_argument("--chain", metavar="URL", help=f"chain endpoint (default {DEFAULT_CHAIN_URL})")
+    run.add_argument("--chain", metavar="URL|NETWORK",
+                     help=f"the dev chain's http(s) URL (default {DEFAULT_CHAIN_URL}), or Bittensor: finney, test, "
+                          "local (a subtensor node on this machine) or a node's ws(s):// URL (docs/bittensor.md)")
     run.add_argument("--wallet-dir", type=Path, metavar="DIR",
-                     help="wallets directory, Bittensor's layout (default ~/.tessera/wallets; an operator's "
-                          "btcli wallets: ~/.bittensor/wallets)")
+                     help="wallets directory, Bittensor's layout (default ~/.tessera/wallets; with a Bittensor "
+                          "--chain, ~/.bittensor/wallets, where btcli keeps them)")
     run.add_argument("--preset", default=DEFAULT_PRESET, help=f"hparams preset (default {DEFAULT_PRESET})")
     run.add_argument("--data", type=Path, metavar="DIR", help="prepared dataset (default: the bundled corpus)")
     run.add_argument("--state-dir", type=Path, metavar="DIR", help="local state (default data/state/NAME)")
@@ -43,7 +51,16 @@ def build_parser(role: str, description: str) -> argparse.ArgumentParser:
     run.add_argument("--metrics-port", type=port_number, metavar="PORT",
                      help="serve Prometheus metrics on 127.0.0.1:PORT/metrics (default: the neurons file's "
                           "metrics_port, else none; 0 lets the system choose, logged; docs/metrics.md)")
+    parser.run_parser = run   # --config sets this parser's defaults
     return parser
+
+
+def with_config(parser: argparse.ArgumentParser, args: argparse.Namespace, argv: list[str] | None) -> argparse.Namespace:
+    """The arguments again, with --config FILE's values as defaults under the flags given."""
+    if getattr(args, "config", None) is None:
+        return args
+    parser.run_parser.set_defaults(**load_run_config(args.config))
+    return parser.parse_args(argv)
 
 
 def settings_from_args(args: argparse.Namespace, role: str) -> NodeSettings:
@@ -58,6 +75,8 @@ def settings_from_args(args: argparse.Namespace, role: str) -> NodeSettings:
                                  preset=args.preset, data=args.data, storage_file=args.storage,
                                  state_dir=args.state_dir, device=args.device, threads=args.threads,
                                  metrics_port=args.metrics_port)
+    if args.wallet_dir is None and args.chain and parse_chain(args.chain).kind == "bittensor":
+        args.wallet_dir = BITTENSOR_WALLET_DIR.expanduser()   # where btcli keeps an operator's wallets
     missing = [flag for flag, value in (("--wallet", args.wallet), ("--netuid", args.netuid),
                                         ("--storage", args.storage)) if value is None]
     if missing:
@@ -98,5 +117,6 @@ def run_process(process_factory, args: argparse.Namespace, role: str) -> int:
 
 
 def main_for(role: str, description: str, process_factory, argv: list[str] | None = None) -> int:
-    args = build_parser(role, description).parse_args(argv)
-    return run_command(role, lambda a: run_process(process_factory, a, role), args)
+    parser = build_parser(role, description)
+    args = parser.parse_args(argv)
+    return run_command(role, lambda a: run_process(process_factory, with_config(parser, a, argv), role), args)

@@ -13,7 +13,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from subnet.chain.backend import parse_chain
+from subnet.chain.backend import ChainSettingsError, chain_settings, parse_chain
 from subnet.config import Preset, load_preset
 from subnet.errors import InputRejected
 from subnet.storage.config import NeuronStorage, load_neuron_storage
@@ -117,3 +117,80 @@ def from_flags(role: str, *, wallet: str, netuid: int, chain_url: str, storage_f
         data_dir=data or default_dataset(loaded.model.vocab_size),
         state_dir=state_dir or DEFAULT_DATA_ROOT / "state" / wallet, stake=stake, device=device, threads=threads,
         metrics_port=metrics_port)
+
+
+RUN_CONFIG_KEYS = ("chain", "netuid", "wallet", "storage", "stake", "preset", "data", "state_dir", "device",
+                   "threads", "metrics_port")
+_WALLET_KEYS = {"name": "wallet", "hotkey": "hotkey", "dir": "wallet_dir"}
+
+
+def load_run_config(path: Path) -> dict:
+    """`miner run --config FILE` / `validator run --config FILE`: the explicit flags as one YAML file,
+    for a real deployment (systemd units, containers). Returns argparse defaults (flag dests); flags
+    given on the command line win. Strict: an unknown key or a wrong type names itself. Relative paths
+    are relative to the file.
+
+        chain: {kind: bittensor, network: test}    # or a --chain string
+        netuid: 3
+        wallet: {name: tessera-miner, hotkey: default, dir: ~/.bittensor/wallets}   # or just the name
+        storage: miner-storage.json
+        preset: base150m
+        data: data/base150m
+        state_dir: state/miner
+        device: cuda
+        threads: 4
+        stake: 100           # validator: TAO staked on its hotkey at start
+        metrics_port: 9100
+    """
+    import yaml
+
+    path = Path(path)
+    try:
+        document = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise SettingsError(f"--config {path}: no such file") from None
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise SettingsError(f"--config {path}: unreadable: {' '.join(str(exc).split())[:200]}") from None
+    if not isinstance(document, dict):
+        raise SettingsError(f"--config {path}: must be a mapping of {', '.join(RUN_CONFIG_KEYS)}")
+    unknown = sorted(set(map(str, document)) - set(RUN_CONFIG_KEYS))
+    if unknown:
+        raise SettingsError(f"--config {path}: unknown key {unknown[0]!r} (known: {', '.join(RUN_CONFIG_KEYS)})")
+
+    def here(value: object, key: str) -> Path:
+        if not isinstance(value, str) or not value:
+            raise SettingsError(f"--config {path}: {key} must be a path")
+        chosen = Path(value).expanduser()
+        return chosen if chosen.is_absolute() else path.parent / chosen
+
+    def number(value: object, key: str, kind: type) -> int | float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or (kind is int and not isinstance(value, int)):
+            raise SettingsError(f"--config {path}: {key} must be {'an integer' if kind is int else 'a number'}")
+        return value
+
+    defaults: dict = {}
+    for key, value in document.items():
+        if key == "chain":
+            try:
+                chain = chain_settings(value, f"{path}: chain") if isinstance(value, dict) else parse_chain(str(value))
+            except ChainSettingsError as exc:
+                raise SettingsError(exc.detail) from None
+            defaults["chain"] = chain.endpoint
+        elif key == "wallet":
+            entry = {"name": value} if isinstance(value, str) else value
+            if not isinstance(entry, dict) or not set(entry) <= set(_WALLET_KEYS) or "name" not in entry:
+                raise SettingsError(f"--config {path}: wallet must be a name or {{name, hotkey, dir}}")
+            for field, dest in _WALLET_KEYS.items():
+                if field in entry:
+                    defaults[dest] = here(entry[field], "wallet.dir") if field == "dir" else str(entry[field])
+        elif key in ("storage", "data", "state_dir"):
+            defaults[key] = here(value, key)
+        elif key in ("netuid", "threads", "metrics_port"):
+            defaults[key] = number(value, key, int)
+        elif key == "stake":
+            defaults[key] = number(value, key, float)
+        else:
+            if not isinstance(value, str):
+                raise SettingsError(f"--config {path}: {key} must be a string")
+            defaults[key] = value
+    return defaults

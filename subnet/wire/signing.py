@@ -109,6 +109,26 @@ def sign_safetensors(data: bytes, keypair: Signer, metadata: dict[str, str] | No
     return _frame(header, data_section)
 
 
+def signed_content_digest(data: bytes) -> bytes | None:
+    """What the signature of a signed object (safetensors or JSON document) covers, or None if `data`
+    is neither. Two objects with the same digest say the same thing, signed twice: sr25519 signatures
+    are randomised, so only this tells a re-signed retry from new content."""
+    data = bytes(data)
+    try:
+        if data[:1] == b"{":
+            document = json.loads(data)
+            if not isinstance(document, dict):
+                return None
+            return hashlib.sha256(canonical_json({k: v for k, v in document.items() if k != "signature"})).digest()
+        (header_len,) = struct.unpack("<Q", data[:8])
+        header = json.loads(data[8:8 + header_len])
+    except (struct.error, ValueError, TypeError, RecursionError):
+        return None
+    if not isinstance(header, dict) or not isinstance(header.get("__metadata__"), dict):
+        return None
+    return _signed_digest(header, memoryview(data)[8 + header_len:])
+
+
 def check_signer(hotkey: object, signature: object, expected_hotkey: str, what: str,
                  digest: Callable[[], bytes], scheme: object = None) -> None:
     """Signature checks shared by signed safetensors and signed JSON, cheapest first: presence, hex

@@ -61,7 +61,7 @@ class RecordedSubstrate:
 
     head: int = HEAD
     commit_reveal: bool = False
-    submit_error: SdkChainError | None = None    # what the next writes fail with
+    submit_error: SdkChainError | str | None = None    # what the writes fail with ("dropped": no error)
     fail_connection: int = 0                     # how many reads fail with a lost connection first
     pruned_before: int = 0                       # blocks older than this have no state any more
     requests: list = field(default_factory=list)
@@ -183,6 +183,8 @@ class RecordedSubstrate:
     async def submit(self, call, keypair, *, nonce=None, period=None, wait_for_inclusion=True,
                      wait_for_finalization=True) -> ExtrinsicResult:
         self.submitted.append(("submit", call, keypair.ss58_address, nonce))
+        if self.submit_error == "dropped":
+            return ExtrinsicResult(success=False, message="Dropped from the pool")
         if self.submit_error is not None:
             return ExtrinsicResult(success=False, message=str(self.submit_error), error=self.submit_error)
         return ExtrinsicResult(success=True, message="in block", block_hash=block_hash(self.head + 1),
@@ -195,6 +197,7 @@ def _sdk_cache_in_tmp(tmp_path, monkeypatch):
 
 
 def chain_with(substrate: RecordedSubstrate, **options) -> BittensorChain:
+    options.setdefault("head_cache_s", 0.0)
     return BittensorChain("test", client=bt.Client("test", substrate=substrate), backoff=0.0, **options)
 
 
@@ -214,6 +217,20 @@ def test_block_and_block_timestamps_come_from_the_chain():
     assert run(chain.get_current_block()) == HEAD
     assert run(chain.get_block_timestamp(1150)) == STAMP_MS / 1000
     assert ("query", "Timestamp", "Now", (), 1150) in sub.requests   # read at that block, not the head
+
+
+def test_the_head_is_polled_at_most_once_per_cache_period():
+    sub = RecordedSubstrate()
+    chain = chain_with(sub, head_cache_s=60.0)
+
+    async def poll() -> list[int]:
+        seen = [await chain.get_current_block()]
+        sub.head += 1                       # a new block arrives
+        seen.append(await chain.get_current_block())
+        chain.head_cache_s = 0.0            # the cache period has passed
+        seen.append(await chain.get_current_block())
+        return seen
+    assert run(poll()) == [HEAD, HEAD, HEAD + 1]
 
 
 def test_metagraph_is_the_processes_type_with_total_stake_and_permits():
@@ -350,6 +367,12 @@ def test_each_chain_refusal_maps_to_the_local_chains_reason(name, reason):
             run(attempt)
         assert err.value.reason == reason and name in err.value.detail
     assert err.value.status == {"rate_limited": 429, "no_validator_permit": 403, "unknown_subnet": 404}.get(reason, 400)
+
+
+def test_a_write_that_failed_without_a_chain_error_says_what_the_node_said():
+    with pytest.raises(ChainCallError, match="Dropped from the pool") as err:
+        run(chain_with(RecordedSubstrate(submit_error="dropped")).commit(MINER, NETUID, BUCKET))
+    assert err.value.reason == "unknown"
 
 
 def test_the_sdks_own_preflight_refusal_is_reported_like_the_chains():

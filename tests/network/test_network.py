@@ -5,7 +5,9 @@ One scenario, windows counted from the first window the miners train in:
     a copier of m1, a miner training against the model of 2 windows ago;
   - m3 joins 3 windows late (once the model has moved twice); m1 is restarted (SIGTERM) mid-run;
   - v1 is killed (SIGKILL): v2's aggregates are picked; then v2 is stopped too, so a window has no
-    aggregate at all and every node skips it; both validators come back and keep their ratings.
+    aggregate at all and every node skips it; both validators come back and keep their ratings;
+  - key types are mixed, as on Bittensor: v2 and m2 hold sr25519 wallets (btcli's default), the rest
+    ed25519, so the chain, every upload, aggregate and score document is checked under both schemes.
 Assertions read what the processes wrote (metrics lines, signed scores in the buckets, the chain).
 """
 from __future__ import annotations
@@ -22,11 +24,13 @@ from subnet.localnet import LocalNetwork, NeuronSpec
 from subnet.protocol import clock
 from subnet.storage.client import StorageClient
 from subnet.storage.config import load_neuron_storage
-from subnet.wallet import load_wallet
+from subnet.keys import SR25519
+from subnet.wallet import create_wallet, load_wallet
 from subnet.wire import names
 from subnet.wire.signing import verify_json
 
 PROTOCOL = load_preset("tiny").protocol
+SR25519_NEURONS = ("v2", "m2")
 NEURONS = [
     NeuronSpec("v1", "validator", stake=200), NeuronSpec("v2", "validator", stake=100),
     NeuronSpec("m1", "miner"), NeuronSpec("m2", "miner"), NeuronSpec("m3", "miner"),
@@ -72,6 +76,8 @@ def wait_window(net: LocalNetwork, window: int, timeout: float = 120) -> None:
 @pytest.fixture(scope="module")
 def scenario(tmp_path_factory, tiny_data_dir):
     net = LocalNetwork(tmp_path_factory.mktemp("net"), NEURONS, block_time=1.0, data=tiny_data_dir)
+    for name in SR25519_NEURONS:
+        create_wallet(name, net.wallet_dir, scheme=SR25519)
     events: dict[str, int] = {}
     try:
         net.start_infrastructure()
@@ -295,3 +301,20 @@ def test_every_process_serves_prometheus_metrics(scenario):
     assert verdicts.get("ok", 0) > 0 and verdicts.get("copied", 0) > 0
     assert sum(v for k, v in verdicts.items() if k not in ("ok", "copied", "missing", "late", "early")) > 0
     assert any(name == "tessera_validator_rating" for name, _ in validator)
+
+
+@pytest.mark.slow
+def test_sr25519_and_ed25519_neurons_work_together(scenario):
+    net, _ = scenario
+    schemes = {name: load_wallet(name, net.wallet_dir).hotkey.scheme for name in ("v1", "v2", "m1", "m2")}
+    assert schemes == {"v1": "ed25519", "v2": "sr25519", "m1": "ed25519", "m2": "sr25519"}
+    storage = load_neuron_storage(net.root / "storage" / "neurons" / "v2.json")
+    reader = StorageClient(storage.read)
+    v2 = load_wallet("v2", net.wallet_dir).hotkey.address
+    m2 = load_wallet("m2", net.wallet_dir).hotkey.address
+    documents = [verify_json(bytes(reader.get(storage.bucket, info.key, 1 << 20)), expected_hotkey=v2,
+                             expected_kind="scores") for info in reader.list(storage.bucket, "scores-")]
+    assert documents and all(document["scheme"] == "sr25519" for document in documents)
+    verdicts = [entry["verdict"] for document in documents for entry in document["miners"].values()
+                if entry["hotkey"] == m2]
+    assert "ok" in verdicts   # the sr25519 miner's signed uploads pass an sr25519 validator's checks
