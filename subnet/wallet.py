@@ -65,6 +65,11 @@ class Wallet:
     _unlock: Callable[[], Signer] | None = field(default=None, repr=False)
     _coldkey: Signer | None = field(default=None, repr=False)
 
+    @classmethod
+    def from_keys(cls, name: str, path: Path, coldkey: Signer, hotkey: Signer) -> Wallet:
+        """A wallet of keys already in hand (nothing on disk to unlock)."""
+        return cls(name=name, path=Path(path), hotkey=hotkey, coldkey_address=coldkey.address, _coldkey=coldkey)
+
     @property
     def coldkey(self) -> Signer:
         """The coldkey, unlocked on first use (a password may be asked for)."""
@@ -216,9 +221,8 @@ def load_wallet(name: str, dir: str | os.PathLike | None = None, *, hotkey: str 
     if not wallet_path.is_dir():
         raise WalletError(f"no wallet {name!r} at {wallet_path}")
     if _is_legacy(wallet_path):
-        coldkey = _read_legacy_key(wallet_path / "coldkey")
-        return Wallet(name=name, path=wallet_path, hotkey=_read_legacy_key(wallet_path / "hotkey"),
-                      coldkey_address=coldkey.address, _coldkey=coldkey)
+        return Wallet.from_keys(name, wallet_path, _read_legacy_key(wallet_path / "coldkey"),
+                                _read_legacy_key(wallet_path / "hotkey"))
     return _load_sdk_wallet(name, root, hotkey, password)
 
 

@@ -19,7 +19,7 @@ from subnet.metrics import METRICS_PORT_FILE, serve
 from subnet.compression.spec import CodecSpec
 from subnet.node.follow import Follower, ModelState, genesis_state, newest_checkpoint_state
 from subnet.node.network import NetworkView
-from subnet.node.settings import NodeSettings
+from subnet.node.settings import NodeSettings, SettingsError
 from subnet.node.snapshot import SnapshotError, load_snapshot, prefixed, save_snapshot, unprefixed
 
 
@@ -27,7 +27,12 @@ async def join_subnet(settings: NodeSettings, chain: Chain, view: NetworkView, l
     """Register the hotkey if needed, commit the bucket's read access; returns this node's uid."""
     hotkey = settings.wallet.hotkey
     await view.refresh()
-    if view.uid_of(hotkey.address) is None:   # the coldkey is unlocked (a password asked for) only now
+    if view.uid_of(hotkey.address) is None:
+        if not settings.register:
+            raise SettingsError(f"hotkey {hotkey.address} is not registered on subnet {settings.netuid}: register it "
+                                f"(btcli subnets register --netuid {settings.netuid}), or pass --register to pay the "
+                                f"subnet's burn from coldkey {settings.wallet.coldkey_address}")
+        # the coldkey is unlocked (a password asked for) only now
         await chain.burned_register(settings.wallet.coldkey, settings.netuid, hotkey.address)
         log(f"registered hotkey {hotkey.address} on subnet {settings.netuid}")
         await view.refresh()

@@ -36,6 +36,9 @@ def build_parser(role: str, description: str) -> argparse.ArgumentParser:
                           help="bucket settings JSON: endpoint, bucket, write key, read key (with --neurons: "
                                "replaces the file's storage for this neuron, e.g. to reach it through a proxy)")
     explicit.add_argument("--stake", type=float, metavar="TAO", help="validator: TAO to stake on its hotkey at start")
+    explicit.add_argument("--register", action="store_true",
+                          help="on Bittensor: pay the subnet's registration burn if the hotkey is not registered "
+                               "(the dev chain always registers)")
     run.add_argument("--chain", metavar="URL|NETWORK",
                      help=f"the dev chain's http(s) URL (default {DEFAULT_CHAIN_URL}), or Bittensor: finney, test, "
                           "local (a subtensor node on this machine) or a node's ws(s):// URL (docs/bittensor.md)")
@@ -87,7 +90,7 @@ def settings_from_args(args: argparse.Namespace, role: str) -> NodeSettings:
                       storage_file=args.storage, wallet_dir=args.wallet_dir, hotkey=args.hotkey,
                       preset=args.preset, data=args.data,
                       state_dir=args.state_dir, stake=stake, device=args.device, threads=args.threads,
-                      metrics_port=args.metrics_port)
+                      metrics_port=args.metrics_port, register=args.register)
 
 
 def log_line(name: str):

@@ -46,6 +46,9 @@ class NodeSettings:
     device: str = "cpu"
     threads: int = 1
     metrics_port: int | None = None  # Prometheus metrics (docs/metrics.md); None: not served
+    # May start-up pay the registration burn? On the dev chain always; on Bittensor (real TAO) only when
+    # asked (`--register`), else an unregistered hotkey stops the process with what to do.
+    register: bool = True
 
 
 def default_dataset(vocab_size: int, root: Path = DEFAULT_DATA_ROOT) -> Path:
@@ -106,7 +109,7 @@ def from_neurons_file(path: Path, name: str, role: str, *, wallet_dir: Path | No
 def from_flags(role: str, *, wallet: str, netuid: int, chain_url: str, storage_file: Path,
                wallet_dir: Path | None = None, hotkey: str = "default", preset: str = "tiny", data: Path | None = None,
                state_dir: Path | None = None, stake: int | None = None, device: str = "cpu",
-               threads: int = 1, metrics_port: int | None = None) -> NodeSettings:
+               threads: int = 1, metrics_port: int | None = None, register: bool = False) -> NodeSettings:
     if not Path(storage_file).is_file():
         raise SettingsError(f"--storage {storage_file}: no such file")
     loaded = load_preset(preset)
@@ -116,11 +119,11 @@ def from_flags(role: str, *, wallet: str, netuid: int, chain_url: str, storage_f
         storage=load_neuron_storage(storage_file), preset=loaded,
         data_dir=data or default_dataset(loaded.model.vocab_size),
         state_dir=state_dir or DEFAULT_DATA_ROOT / "state" / wallet, stake=stake, device=device, threads=threads,
-        metrics_port=metrics_port)
+        metrics_port=metrics_port, register=register or parse_chain(chain_url).kind == "local")
 
 
-RUN_CONFIG_KEYS = ("chain", "netuid", "wallet", "storage", "stake", "preset", "data", "state_dir", "device",
-                   "threads", "metrics_port")
+RUN_CONFIG_KEYS = ("chain", "netuid", "wallet", "storage", "stake", "register", "preset", "data", "state_dir",
+                   "device", "threads", "metrics_port")
 _WALLET_KEYS = {"name": "wallet", "hotkey": "hotkey", "dir": "wallet_dir"}
 
 
@@ -140,6 +143,7 @@ def load_run_config(path: Path) -> dict:
         device: cuda
         threads: 4
         stake: 100           # validator: TAO staked on its hotkey at start
+        register: true       # on Bittensor: may pay the registration burn if the hotkey is not registered
         metrics_port: 9100
     """
     import yaml
@@ -189,6 +193,10 @@ def load_run_config(path: Path) -> dict:
             defaults[key] = number(value, key, int)
         elif key == "stake":
             defaults[key] = number(value, key, float)
+        elif key == "register":
+            if not isinstance(value, bool):
+                raise SettingsError(f"--config {path}: register must be true or false")
+            defaults[key] = value
         else:
             if not isinstance(value, str):
                 raise SettingsError(f"--config {path}: {key} must be a string")

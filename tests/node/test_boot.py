@@ -1,19 +1,24 @@
-"""A process's snapshot through `write_snapshot` / `read_snapshot` (local files only)."""
+"""A process's snapshot through `write_snapshot` / `read_snapshot` (local files only), and what start-up
+may spend."""
+import asyncio
+import dataclasses
 from pathlib import Path
+
+import pytest
 
 import torch
 
 from subnet.compression.spec import CodecSpec
 from subnet.keys import Keypair
-from subnet.node.boot import Snapshot, read_snapshot, snapshot_path, write_snapshot
+from subnet.node.boot import Snapshot, join_subnet, read_snapshot, snapshot_path, write_snapshot
 from subnet.node.follow import genesis_state
-from subnet.node.settings import NodeSettings
+from subnet.node.settings import NodeSettings, SettingsError
 from subnet.storage.config import neuron_storage
 from subnet.wallet import Wallet
 
 
 def settings(tmp_path: Path, preset) -> NodeSettings:
-    wallet = Wallet("w", tmp_path, Keypair.generate(), Keypair.generate())
+    wallet = Wallet.from_keys("w", tmp_path, coldkey=Keypair.generate(), hotkey=Keypair.generate())
     storage = neuron_storage("http://127.0.0.1:1", "tessera-w", ("a" * 16, "b" * 16), ("c" * 16, "d" * 16))
     return NodeSettings(name="w", role="miner", wallet=wallet, netuid=1, chain_url="http://x", storage=storage,
                         preset=preset, data_dir=tmp_path, state_dir=tmp_path / "state")
@@ -66,3 +71,23 @@ def test_a_failed_window_is_abandoned_not_the_process():
     assert asyncio.run(survive(8, fine(), messages.append, pause=0)) == 42
     with pytest.raises(KeyError):  # a bug still stops the process with its traceback
         asyncio.run(survive(9, bug(), messages.append, pause=0))
+
+
+def test_an_unregistered_hotkey_is_not_registered_with_real_tao_unless_asked(tmp_path, tiny_preset):
+    """On Bittensor (`register` False unless --register) start-up stops and says what to do; it never
+    pays the burn on its own."""
+    class Unregistered:                      # join_subnet's view of a chain where the hotkey is absent
+        async def refresh(self) -> None:
+            pass
+
+        def uid_of(self, address: str):
+            return None
+
+    class NoSpending:
+        async def burned_register(self, *args):
+            raise AssertionError("the registration burn was paid without --register")
+
+    chosen = dataclasses.replace(settings(tmp_path, tiny_preset), register=False)
+    with pytest.raises(SettingsError, match=rf"hotkey {chosen.wallet.hotkey.address} is not registered on subnet 1: "
+                                            r"register it \(btcli subnets register --netuid 1\), or pass --register"):
+        asyncio.run(join_subnet(chosen, NoSpending(), Unregistered(), print))

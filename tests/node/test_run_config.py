@@ -58,6 +58,11 @@ def test_a_config_file_starts_a_node_with_its_wallet_and_storage(tmp_path):
     settings = settings_from_args(parsed(["run", "--config", str(tmp_path / "m.yaml")]), "miner")
     assert settings.wallet.hotkey.address == wallet.hotkey.address and settings.chain_url == "test"
     assert settings.netuid == 3 and settings.storage.bucket == "tessera-op" and settings.threads == 2
+    assert not settings.register              # real TAO: the burn is paid only when asked
+    for asked in (["--register"], ["--chain", "http://127.0.0.1:9"]):   # asked, or the dev chain
+        assert settings_from_args(parsed(["run", "--config", str(tmp_path / "m.yaml"), *asked]), "miner").register
+    (tmp_path / "m.yaml").write_text(CONFIG.replace("data: data/tiny", "data: data") + "register: true\n")
+    assert settings_from_args(parsed(["run", "--config", str(tmp_path / "m.yaml")]), "miner").register
 
 
 @pytest.mark.parametrize("text,message", [
@@ -71,6 +76,7 @@ def test_a_config_file_starts_a_node_with_its_wallet_and_storage(tmp_path):
     ("wallet: {hotkey: h}\n", "wallet must be a name or {name, hotkey, dir}"),
     ("storage: 5\n", "storage must be a path"),
     ("preset: [tiny]\n", "preset must be a string"),
+    ("register: yes please\n", "register must be true or false"),
     ("netuid: [\n", "unreadable"),
 ])
 def test_a_bad_file_is_refused_by_name(tmp_path, text, message):
