@@ -233,3 +233,16 @@ def list_wallets(dir: str | os.PathLike | None = None) -> list[str]:
         return []
     return sorted(entry.name for entry in root.iterdir()
                   if (entry / "coldkey").is_file() or (entry / "coldkeypub.txt").is_file())
+
+
+def list_hotkeys(name: str, dir: str | os.PathLike | None = None) -> list[str]:
+    """Names of a wallet's hotkeys, sorted ("default" for a wallet of the first format)."""
+    _check_name(name)
+    wallet_path = resolve_wallet_dir(dir) / name
+    if _is_legacy(wallet_path):
+        return [DEFAULT_HOTKEY]
+    folder = wallet_path / "hotkeys"
+    if not folder.is_dir():
+        return []
+    return sorted(entry.name for entry in folder.iterdir()
+                  if entry.is_file() and not entry.name.endswith(("pub.txt", ".tmp")))

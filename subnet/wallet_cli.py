@@ -13,7 +13,7 @@ import sys
 
 from subnet.keys import ED25519, SCHEMES, SS58_PREFIX
 from subnet.wallet import (DEFAULT_HOTKEY, DEFAULT_WALLET_DIR, WALLET_DIR_ENV, Wallet, WalletError, create_wallet,
-                           list_wallets, load_wallet, resolve_wallet_dir)
+                           list_hotkeys, list_wallets, load_wallet, resolve_wallet_dir)
 
 
 def _print_wallet(wallet: Wallet) -> None:
@@ -54,10 +54,15 @@ def _run_list(args: argparse.Namespace) -> int:
     status = 0
     for name in names:
         try:
-            _print_wallet(load_wallet(name, root))
+            hotkeys = list_hotkeys(name, root) or [DEFAULT_HOTKEY]
+            wallets = [load_wallet(name, root, hotkey=hotkey) for hotkey in hotkeys]
         except WalletError as error:  # list the others all the same
             print(f"subnet: error: {error}", file=sys.stderr)
             status = 1
+            continue
+        _print_wallet(wallets[0])
+        for wallet in wallets[1:]:
+            print(f"  hotkey   {wallet.hotkey.address}  ({wallet.hotkey_name}, {wallet.hotkey.scheme})")
     return status
 
 

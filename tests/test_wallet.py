@@ -16,6 +16,7 @@ from subnet.wallet import (
     WalletError,
     WalletExistsError,
     create_wallet,
+    list_hotkeys,
     list_wallets,
     load_wallet,
     resolve_wallet_dir,
@@ -213,3 +214,16 @@ def test_a_missing_key_file_is_named(tmp_path):
     (tmp_path / "half" / "hotkeys" / "default").unlink()
     with pytest.raises(WalletError, match=r"key file .*half/hotkeys/default is missing"):
         load_wallet("half", tmp_path)
+
+
+def test_list_shows_every_hotkey_of_a_wallet(tmp_path, capsys):
+    sdk = SdkWallet("ops", "m1", str(tmp_path))
+    sdk.create_new_coldkey(use_password=False, suppress=True)
+    for hotkey in ("m1", "m2"):
+        SdkWallet("ops", hotkey, str(tmp_path)).create_new_hotkey(use_password=False, suppress=True)
+    assert list_hotkeys("ops", tmp_path) == ["m1", "m2"]
+    args = _parser().parse_args(["wallet", "list", "--wallet-dir", str(tmp_path)])
+    assert args.func(args) == 0
+    listed = capsys.readouterr().out
+    for hotkey in ("m1", "m2"):
+        assert f"{load_wallet('ops', tmp_path, hotkey=hotkey).hotkey.address}  ({hotkey}, sr25519)" in listed
