@@ -25,6 +25,7 @@ from typing import Any, TypeVar
 import bittensor as bt
 from bittensor.error_map import ErrorCode
 
+from subnet.aio import gather_all
 from subnet.chain.client import ChainCallError, ChainUnavailable, Metagraph, ValidatorSet
 from subnet.keys import Signer
 
@@ -214,7 +215,7 @@ class BittensorChain:
 
     async def _setters(self, view, netuid: int) -> set[int]:
         """Uids with weights on chain or a timelocked commit waiting to reveal (commit-reveal subnets)."""
-        rows, commits, uids = await asyncio.gather(
+        rows, commits, uids = await gather_all(
             view.query_map(bt.storage.SubtensorModule.Weights, [netuid]),
             view.weights.timelocked_weight_commits(netuid),
             view.query_map(bt.storage.SubtensorModule.Uids, [netuid]))
@@ -228,7 +229,7 @@ class BittensorChain:
 
     async def validators_at(self, netuid: int, block: int) -> ValidatorSet:
         async def read(view) -> ValidatorSet:
-            mg, setters = await asyncio.gather(self._sdk_metagraph(view, netuid), self._setters(view, netuid))
+            mg, setters = await gather_all(self._sdk_metagraph(view, netuid), self._setters(view, netuid))
             graph = to_metagraph(mg)
             return ValidatorSet(netuid=netuid, block=block, recorded_at=block, uids=graph.uids, hotkeys=graph.hotkeys,
                                 stake=graph.stake, validator_permit=graph.validator_permit,
@@ -252,7 +253,7 @@ class BittensorChain:
         st = bt.storage.SubtensorModule
 
         async def read(c) -> dict:
-            owner, tao_in, alpha_in = await asyncio.gather(
+            owner, tao_in, alpha_in = await gather_all(
                 c.query(st.SubnetOwnerHotkey, [netuid]), c.query(st.SubnetTAO, [netuid]),
                 c.query(st.SubnetAlphaIn, [netuid]))
             return {"netuid": netuid, "owner_hotkey": str(owner) if owner else None,

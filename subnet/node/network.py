@@ -7,11 +7,11 @@ client's timeouts and bounded retries, so a slow peer costs seconds, never the w
 """
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass, field
 
-from subnet.chain.client import ChainCallError, Metagraph
+from subnet.aio import gather_all
 from subnet.chain.backend import Chain
+from subnet.chain.client import ChainCallError, Metagraph
 from subnet.storage.client import RetryPolicy, StorageClient
 from subnet.storage.commitment import BucketCommitment
 from subnet.storage.discovery import read_bucket_commitments
@@ -43,7 +43,7 @@ class NetworkView:
     _orders: dict[int, list[int]] = field(default_factory=dict)   # block -> lead order at that block
 
     async def refresh(self) -> None:
-        self.metagraph, peers, setters, pool = await asyncio.gather(
+        self.metagraph, peers, setters, pool = await gather_all(
             self.chain.metagraph(self.netuid), read_bucket_commitments(self.chain, self.netuid),
             self.chain.weight_setters(self.netuid), self.chain.get_pool(self.netuid))
         self.buckets = peers.buckets
