@@ -27,8 +27,8 @@ def build_parser(role: str, description: str) -> argparse.ArgumentParser:
     local.add_argument("--name", help="this neuron's name in FILE")
     explicit = run.add_argument_group("explicit")
     explicit.add_argument("--config", type=Path, metavar="FILE",
-                          help="YAML with the explicit settings (chain, netuid, wallet, storage, preset, data, "
-                               "state_dir, device, threads, stake, metrics_port); flags override it (docs/bittensor.md)")
+                          help="YAML with the explicit settings (chain, netuid, wallet, storage, stake, register, preset, "
+                               "data, state_dir, device, threads, metrics_port); flags override it (docs/bittensor.md)")
     explicit.add_argument("--wallet", help="wallet name (coldkey pays registration, hotkey signs)")
     explicit.add_argument("--hotkey", default="default", help="hotkey name in the wallet (default: default)")
     explicit.add_argument("--netuid", type=int, help="subnet to join")

@@ -16,6 +16,7 @@ from pathlib import Path
 from subnet.chain.backend import ChainSettingsError, chain_settings, parse_chain
 from subnet.config import Preset, load_preset
 from subnet.errors import InputRejected
+from subnet.files import load_yaml
 from subnet.storage.config import NeuronStorage, load_neuron_storage
 from subnet.wallet import Wallet, load_wallet
 
@@ -146,15 +147,8 @@ def load_run_config(path: Path) -> dict:
         register: true       # on Bittensor: may pay the registration burn if the hotkey is not registered
         metrics_port: 9100
     """
-    import yaml
-
     path = Path(path)
-    try:
-        document = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise SettingsError(f"--config {path}: no such file") from None
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-        raise SettingsError(f"--config {path}: unreadable: {' '.join(str(exc).split())[:200]}") from None
+    document = load_yaml(path, lambda message: SettingsError(f"--config {' '.join(message.split())[:300]}"))
     if not isinstance(document, dict):
         raise SettingsError(f"--config {path}: must be a mapping of {', '.join(RUN_CONFIG_KEYS)}")
     unknown = sorted(set(map(str, document)) - set(RUN_CONFIG_KEYS))

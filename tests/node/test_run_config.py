@@ -77,7 +77,7 @@ def test_a_config_file_starts_a_node_with_its_wallet_and_storage(tmp_path):
     ("storage: 5\n", "storage must be a path"),
     ("preset: [tiny]\n", "preset must be a string"),
     ("register: yes please\n", "register must be true or false"),
-    ("netuid: [\n", "unreadable"),
+    ("netuid: [\n", "not valid YAML"),
 ])
 def test_a_bad_file_is_refused_by_name(tmp_path, text, message):
     (tmp_path / "bad.yaml").write_text(text)
@@ -90,4 +90,4 @@ def test_the_processes_report_a_bad_config_in_one_line(tmp_path):
     assert_one_error(run("miner.cli", "run", "--config", str(tmp_path / "bad.yaml"), cwd=tmp_path), 1,
                      "unknown key 'wallets'", prog="miner")
     assert_one_error(run("validator.cli", "run", "--config", str(tmp_path / "missing.yaml"), cwd=tmp_path), 1,
-                     "no such file", prog="validator")
+                     "missing.yaml: no such file", prog="validator")
