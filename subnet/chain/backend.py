@@ -39,9 +39,6 @@ class ChainSettings:
     kind: str        # "local" | "bittensor"
     endpoint: str    # local: the dev chain's URL; bittensor: a network name or a ws(s):// URL
 
-    def __str__(self) -> str:
-        return self.endpoint if self.kind == "local" else f"bittensor {self.endpoint}"
-
 
 def parse_chain(text: str) -> ChainSettings:
     """`--chain`'s value: an http(s) URL is the dev chain, a network name or ws(s) URL is Bittensor."""

@@ -18,6 +18,7 @@ weighs it), the figure that gives validator permits and that the lead rule order
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
@@ -25,6 +26,7 @@ from typing import Any, TypeVar
 import bittensor as bt
 from bittensor.error_map import ErrorCode
 
+from amm.units import RAO_PER_TAO
 from subnet.aio import gather_all
 from subnet.chain.client import ChainCallError, ChainUnavailable, Metagraph, ValidatorSet
 from subnet.keys import Signer
@@ -92,6 +94,13 @@ def commitment_info(text: str) -> dict:
     return {"fields": [{f"Raw{len(chunk)}": "0x" + chunk.hex()} for chunk in chunks]}
 
 
+def limit_price_rao(limit_price: float) -> int:
+    """The chain's limit price (rao per alpha) for the local chain's (TAO per alpha)."""
+    if isinstance(limit_price, bool) or not isinstance(limit_price, (int, float)) or not 0 < limit_price < math.inf:
+        raise ChainCallError("bad_params", f"limit_price must be a positive finite number, got {limit_price!r}", 400)
+    return max(1, round(limit_price * RAO_PER_TAO))
+
+
 def to_metagraph(mg: bt.Metagraph) -> Metagraph:
     """The SDK's metagraph as the processes read one (scores in 0..1, amounts in rao)."""
     neurons = list(mg.neurons)
@@ -115,7 +124,6 @@ class BittensorChain:
     def __init__(self, network: str, timeout: float = 30.0, retries: int = 5, backoff: float = 0.5,
                  write_timeout: float = 120.0, head_cache_s: float = 1.0, client: Any = None):
         self.network = network
-        self.url = network
         self.timeout, self.retries, self.backoff, self.write_timeout = timeout, retries, backoff, write_timeout
         # The processes poll the head several times a second while they wait for a block; a subtensor
         # block is 12 s and public nodes rate-limit, so a head younger than this is answered from memory.
@@ -274,12 +282,20 @@ class BittensorChain:
 
     async def add_stake(self, coldkey: Signer, netuid: int, hotkey: str, amount: int,
                         limit_price: float | None = None, allow_partial: bool = True) -> dict:
-        intent = bt.AddStake(hotkey_ss58=hotkey, netuid=netuid, amount_tao=bt.Balance.from_rao(amount))
+        """Without `limit_price` the SDK's own slippage protection applies; with it (TAO per alpha,
+        as on the local chain) the chain's `add_stake_limit` at that price."""
+        tao = bt.Balance.from_rao(amount)
+        intent = (bt.AddStake(hotkey_ss58=hotkey, netuid=netuid, amount_tao=tao) if limit_price is None else
+                  bt.AddStakeLimit(hotkey_ss58=hotkey, netuid=netuid, amount_tao=tao,
+                                   limit_price_rao=limit_price_rao(limit_price), allow_partial=allow_partial))
         return await self._submit(f"add_stake on {netuid}", lambda c: c.execute(intent, coldkey, **_INCLUDED))
 
     async def unstake(self, coldkey: Signer, netuid: int, hotkey: str, amount: int,
                       limit_price: float | None = None, allow_partial: bool = True) -> dict:
-        intent = bt.RemoveStake(hotkey_ss58=hotkey, netuid=netuid, amount_alpha=bt.Balance.from_rao(amount, netuid))
+        alpha = bt.Balance.from_rao(amount, netuid)
+        intent = (bt.RemoveStake(hotkey_ss58=hotkey, netuid=netuid, amount_alpha=alpha) if limit_price is None else
+                  bt.RemoveStakeLimit(hotkey_ss58=hotkey, netuid=netuid, amount_alpha=alpha,
+                                      limit_price_rao=limit_price_rao(limit_price), allow_partial=allow_partial))
         return await self._submit(f"remove_stake on {netuid}", lambda c: c.execute(intent, coldkey, **_INCLUDED))
 
     async def transfer(self, coldkey: Signer, dest: str, amount: int) -> dict:

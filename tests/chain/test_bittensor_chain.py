@@ -312,6 +312,24 @@ def test_stake_is_added_in_exact_rao_from_the_coldkey():
     assert params["amount_staked"] == 123_456_789_012
 
 
+def test_a_limit_price_is_the_chains_limit_call_in_rao_per_alpha():
+    """The local chain's limit_price (TAO per alpha) reaches subtensor's *_limit calls, not dropped."""
+    sub = RecordedSubstrate()
+    chain = chain_with(sub)
+    run(chain.add_stake(VALIDATOR_COLD, NETUID, VALIDATOR.address, 10**9, limit_price=0.55, allow_partial=True))
+    run(chain.unstake(VALIDATOR_COLD, NETUID, VALIDATOR.address, 2 * 10**9, limit_price=0.45, allow_partial=False))
+    (_, stake_call, stake), (_, unstake_call, unstake) = calls_of(sub)
+    assert stake_call == "add_stake_limit" and (stake["amount_staked"], stake["limit_price"], stake["allow_partial"]) == \
+        (10**9, 550_000_000, True)
+    assert unstake_call == "remove_stake_limit"
+    assert (unstake["amount_unstaked"], unstake["limit_price"], unstake["allow_partial"]) == (2 * 10**9, 450_000_000, False)
+    for bad in (0.0, -1.0, float("inf"), True):
+        with pytest.raises(ChainCallError) as err:
+            run(chain.add_stake(VALIDATOR_COLD, NETUID, VALIDATOR.address, 10**9, limit_price=bad))
+        assert err.value.reason == "bad_params"
+    assert len(calls_of(sub)) == 2   # nothing signed for a bad limit
+
+
 def test_weights_are_conformed_to_u16_and_signed_by_the_hotkey():
     sub = RecordedSubstrate()
     run(chain_with(sub).set_weights(VALIDATOR, NETUID, [2, 0], [40_000, 20_000]))
