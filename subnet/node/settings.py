@@ -114,13 +114,14 @@ def from_flags(role: str, *, wallet: str, netuid: int, chain_url: str, storage_f
     if not Path(storage_file).is_file():
         raise SettingsError(f"--storage {storage_file}: no such file")
     loaded = load_preset(preset)
+    chain = parse_chain(chain_url)
     return NodeSettings(
         name=wallet, role=role, wallet=load_wallet(wallet, wallet_dir, hotkey=hotkey), netuid=netuid,
-        chain_url=parse_chain(chain_url).endpoint,
+        chain_url=chain.endpoint,
         storage=load_neuron_storage(storage_file), preset=loaded,
         data_dir=data or default_dataset(loaded.model.vocab_size),
         state_dir=state_dir or DEFAULT_DATA_ROOT / "state" / wallet, stake=stake, device=device, threads=threads,
-        metrics_port=metrics_port, register=register or parse_chain(chain_url).kind == "local")
+        metrics_port=metrics_port, register=register or chain.kind == "local")
 
 
 RUN_CONFIG_KEYS = ("chain", "netuid", "wallet", "storage", "stake", "register", "preset", "data", "state_dir",

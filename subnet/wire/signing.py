@@ -75,6 +75,11 @@ def _signed_digest(header: dict, data_section) -> bytes:
     return digest.digest()
 
 
+def _document_digest(document: dict) -> bytes:
+    """What a signed JSON document's signature covers: its canonical JSON without `signature`."""
+    return hashlib.sha256(canonical_json({k: v for k, v in document.items() if k != "signature"})).digest()
+
+
 @dataclass(frozen=True)
 class SignedObject:
     header: dict            # tensors (name -> {dtype, shape, data_offsets}) and __metadata__
@@ -119,7 +124,7 @@ def signed_content_digest(data: bytes) -> bytes | None:
             document = json.loads(data)
             if not isinstance(document, dict):
                 return None
-            return hashlib.sha256(canonical_json({k: v for k, v in document.items() if k != "signature"})).digest()
+            return _document_digest(document)
         (header_len,) = struct.unpack("<Q", data[:8])
         header = json.loads(data[8:8 + header_len])
     except (struct.error, ValueError, TypeError, RecursionError):
@@ -181,7 +186,7 @@ def sign_json(document: dict, keypair: Signer) -> bytes:
     body = {k: v for k, v in document.items() if k != "signature"}
     body["hotkey"] = keypair.address
     _mark_scheme(body, keypair)
-    signature = keypair.sign(hashlib.sha256(canonical_json(body)).digest()).hex()
+    signature = keypair.sign(_document_digest(body)).hex()
     return canonical_json({**body, "signature": signature})
 
 
@@ -195,9 +200,8 @@ def verify_json(data: bytes, *, expected_hotkey: str, expected_kind: str, max_by
         raise WireError("bad_header", "document is not a JSON object")
     if bytes(data) != _canonical_of_untrusted(document):
         raise WireError("non_canonical_header", "document is not in canonical form")
-    body = {k: v for k, v in document.items() if k != "signature"}
     check_signer(document.get("hotkey"), document.get("signature"), expected_hotkey, "document",
-                 lambda: hashlib.sha256(canonical_json(body)).digest(), document.get("scheme"))
+                 lambda: _document_digest(document), document.get("scheme"))
     if document.get("wire_format") != WIRE_VERSION:
         raise WireError("wrong_version", f"wire_format {document.get('wire_format')!r}, expected {WIRE_VERSION!r}")
     if document.get("kind") != expected_kind:
