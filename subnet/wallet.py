@@ -29,12 +29,14 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import bittensor_core
-from bittensor.wallet import Wallet as SdkWallet
-from bittensor.wallets import resolve_wallet_password
 
 from subnet.keys import ED25519, SCHEMES, SR25519, CoreKeypair, Keypair, Signer
+
+if TYPE_CHECKING:
+    from bittensor.wallet import Wallet as SdkWallet
 
 WALLET_DIR_ENV = "TESSERA_WALLET_DIR"
 DEFAULT_WALLET_DIR = Path("~/.tessera/wallets")
@@ -133,12 +135,21 @@ def _public_address(keyfile) -> str:
         raise _keyfile_error(keyfile.path, error) from None
 
 
+def _sdk_wallet(name: str, hotkey: str, root: Path) -> SdkWallet:
+    """The SDK's view of a wallet directory. The SDK is imported here, not at module load: importing
+    `bittensor` takes ~0.4 s, and every `subnet` command loads this module."""
+    from bittensor.wallet import Wallet as SdkWallet
+
+    return SdkWallet(name, hotkey, str(root))
+
+
 def _coldkey_unlocker(sdk: SdkWallet, password: str | None) -> Callable[[], Signer]:
     def unlock() -> Signer:
         keyfile = sdk.coldkey_file
         secret = None
         if keyfile.is_encrypted():
             try:
+                from bittensor.wallets import resolve_wallet_password
                 secret = resolve_wallet_password(sdk, password=password)
             except ValueError as error:   # an unreadable BT_WALLET_PASSWORD_FILE
                 raise WalletError(f"wallet {sdk.name!r}: {error}") from None
@@ -150,7 +161,7 @@ def _coldkey_unlocker(sdk: SdkWallet, password: str | None) -> Callable[[], Sign
 
 
 def _load_sdk_wallet(name: str, root: Path, hotkey: str, password: str | None) -> Wallet:
-    sdk = SdkWallet(name, hotkey, str(root))
+    sdk = _sdk_wallet(name, hotkey, root)
     hotkey_key = _read_keyfile(sdk.hotkey_file)
     if Path(sdk.hotkeypub_file.path).is_file() and _public_address(sdk.hotkeypub_file) != hotkey_key.address:
         raise WalletError(f"key file {sdk.hotkey_file.path}: its address does not match {sdk.hotkeypub_file.path}")
@@ -200,7 +211,7 @@ def create_wallet(name: str, dir: str | os.PathLike | None = None, overwrite: bo
     _make_private_dir(root, tighten_existing=False)
     _make_private_dir(wallet_path, tighten_existing=True)
     (wallet_path / "hotkey").unlink(missing_ok=True)   # an overwritten first-format wallet
-    sdk = SdkWallet(name, hotkey, str(root))
+    sdk = _sdk_wallet(name, hotkey, root)
     try:
         sdk.create_new_coldkey(use_password=password is not None, coldkey_password=password, overwrite=True,
                                suppress=True, crypto_type=_CRYPTO[scheme])

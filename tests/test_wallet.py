@@ -227,3 +227,12 @@ def test_list_shows_every_hotkey_of_a_wallet(tmp_path, capsys):
     listed = capsys.readouterr().out
     for hotkey in ("m1", "m2"):
         assert f"{load_wallet('ops', tmp_path, hotkey=hotkey).hotkey.address}  ({hotkey}, sr25519)" in listed
+
+
+def test_the_cli_loads_the_bittensor_sdk_only_when_a_wallet_is_opened():
+    """Importing `bittensor` costs ~0.4 s; `subnet chain`, `subnet storage` and the rest never need it."""
+    import subprocess
+    import sys
+    code = ("import sys, subnet.cli, subnet.node.cli; print('bittensor' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    assert out.stdout.strip() == "False"
